@@ -1,0 +1,374 @@
+"""The ``jcdiag`` command line: parse, call, print (for people, or one JSON object).
+
+Thin on purpose: every command hands its work to a module (``pipeline``,
+``bundle``, ``envelope``...) and only turns results and errors into text and exit
+codes.  Heavy imports happen inside commands so ``jcdiag --help`` stays instant.
+
+Exit codes (also in README.md):
+  0 ok   1 error (config, I/O, crypto)   2 usage   3 bundle made, some collectors failed
+  4 bundle made, upload failed (kept and spooled)   5 nothing could be collected
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from . import __version__
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ok
+  1  error (configuration, I/O, crypto)
+  2  usage error
+  3  bundle made, but some collectors failed
+  4  bundle made, but the upload failed (bundle kept and spooled)
+  5  nothing could be collected"""
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+
+
+class Fail(click.ClickException):
+    """An error the user can act on: printed as one line, exit 1."""
+
+    exit_code = 1
+
+
+def parse_size(text: str) -> int:
+    """``50M``, ``1.5GiB``, ``200k`` or plain bytes; binary multiples."""
+    m = _SIZE.match(text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size: use e.g. 50M, 1G, 200k or bytes")
+    factor = 1024 ** " kmgt".index((m.group(2) or " ").lower())
+    return int(float(m.group(1)) * factor)
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except click.BadParameter as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _emit(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=None, sort_keys=False, default=str))
+
+
+def _interactive(ctx_yes: bool, as_json: bool, quiet: bool) -> bool:
+    return (not ctx_yes and not as_json and not quiet and sys.stdin.isatty()
+            and sys.stderr.isatty())
+
+
+def _read_secret_file(path: str, what: str) -> str:
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            value = fh.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise Fail(f"cannot read {what} file {path}: {exc.strerror or exc}")
+    if not value:
+        raise Fail(f"{what} file {path} is empty")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="jcdiag")
+def main() -> None:
+    """Collect JumpCloud agent diagnostics into one encrypted bundle for support."""
+
+
+# --------------------------------------------------------------------------- collect
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.option("--case", "case_id", metavar="ID", help="Support case the bundle belongs to.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="Folder the bundle is written to.")
+@click.option("--recipient", "recipients", multiple=True, type=click.Path(dir_okay=False),
+              metavar="PEM", help="Support public key or certificate to seal the bundle to (repeatable).")
+@click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
+              help="Encrypt with the password on this file's first line instead of recipient keys.")
+@click.option("--since", metavar="WHEN", help="Keep log records from WHEN on (ISO date/time, or 2h, 3d, 1w).")
+@click.option("--max-file-size", type=SizeType(), default="50M", show_default=True,
+              help="Per-file cap; the newest data is kept.")
+@click.option("--max-bundle-size", type=SizeType(), default="1G", show_default=True,
+              help="Cap on everything collected (before compression).")
+@click.option("--description", help="What is wrong, in detail.")
+@click.option("--steps-taken", help="Troubleshooting already done.")
+@click.option("--noticed-at", metavar="WHEN", help="When the issue was first noticed.")
+@click.option("--severity", type=click.IntRange(1, 3), metavar="1|2|3",
+              help="1 entire loss, most users; 2 major loss, high impact; 3 partial, low impact.")
+@click.option("--resource", "resources", multiple=True, metavar="TEXT",
+              help="JumpCloud user, system, group or application involved (repeatable).")
+@click.option("--attach", "attachments", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Error message, screenshot or other file to include (repeatable).")
+@click.option("--review", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write the plaintext of what would be sent to DIR and make no bundle.")
+@click.option("--root", metavar="DIR", help="Read another system's files (mounted disk, fixture tree).")
+@click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
+              help="OS of the files under --root (default: this OS).")
+@click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and the bundle ID).")
+@click.option("--yes", "-y", is_flag=True, help="Never prompt; use what the flags give.")
+def collect(case_id, output, recipients, password_file, since, max_file_size, max_bundle_size,
+            description, steps_taken, noticed_at, severity, resources, attachments, review,
+            root, platform_name, as_of, as_json, quiet, yes):
+    """Collect agent logs, config and system facts into an encrypted bundle."""
+    from .envelope import EnvelopeError, load_recipient_file
+    from .gather import Limits
+    from .logtime import parse_when
+    from .pipeline import CollectError, CollectOptions, collect as run_collect
+    from .report import IssueReport
+    from .bundle import BundleError
+
+    interactive = _interactive(yes, as_json, quiet)
+    try:
+        if root is None and platform_name is not None:
+            from platforms import current_family
+            if platform_name != current_family():
+                raise click.UsageError("--platform other than this OS needs --root DIR")
+        if root is not None and not Path(root).is_dir():
+            raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
+        since_dt = _when(since, "--since", parse_when)
+        noticed = _when(noticed_at, "--noticed-at", parse_when)
+        as_of_date = _date(as_of)
+        recips = [load_recipient_file(p) for p in recipients]
+        password = _read_secret_file(password_file, "password") if password_file else None
+        if not recips and not password and review is None and interactive:
+            password = click.prompt("No recipient key given. Bundle password", hide_input=True,
+                                    confirmation_prompt=True, err=True)
+        if interactive:
+            description = description or click.prompt("Describe the issue", default="", err=True,
+                                                      show_default=False)
+            steps_taken = steps_taken or click.prompt("Troubleshooting steps taken", default="",
+                                                      err=True, show_default=False)
+            if noticed is None:
+                noticed = _when(click.prompt("When was it noticed (e.g. 2026-11-20 09:00, 2h)",
+                                             default="", err=True, show_default=False) or None,
+                                "noticed at", parse_when)
+            if severity is None:
+                severity = click.prompt("Severity (1 entire loss, 2 major, 3 partial)",
+                                        type=click.IntRange(1, 3), default=3, err=True)
+            if not resources:
+                extra = click.prompt("JumpCloud resources involved (comma-separated)", default="",
+                                     err=True, show_default=False)
+                resources = tuple(r.strip() for r in extra.split(",") if r.strip())
+        report = IssueReport(description=description or "", steps_taken=steps_taken or "",
+                             noticed_at=noticed.isoformat() if noticed else "",
+                             severity=severity, resources=list(resources))
+        opts = CollectOptions(
+            output=output, platform=platform_name, root=root, recipients=recips, password=password,
+            case_id=case_id, limits=Limits(max_file_size, max_bundle_size, since_dt), report=report,
+            attachments=list(attachments), review=review, as_of=as_of_date)
+        progress = _progress(as_json or quiet)
+        result = run_collect(opts, progress)
+    except (CollectError, EnvelopeError, BundleError, OSError) as exc:
+        _fail(exc, as_json)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: nothing was written", err=True)
+        sys.exit(130)
+    _print_collect(result, as_json, quiet)
+    sys.exit(result.exit_code)
+
+
+def _when(text: Optional[str], what: str, parse):
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=what)
+
+
+def _date(text: Optional[str]):
+    if not text:
+        return None
+    from datetime import date
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date: use YYYY-MM-DD", param_hint="--as-of")
+
+
+def _fail(exc: BaseException, as_json: bool) -> None:
+    message = str(exc) if not isinstance(exc, OSError) else (
+        f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+    if as_json:
+        _emit({"error": message, "exit_code": 1})
+        sys.exit(1)
+    raise Fail(message)
+
+
+def _print_collect(result, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        _emit(result.to_json())
+        return
+    data = result.to_json()
+    if not quiet:
+        counts = data["collection"]["artifacts"]
+        life = data["lifecycle"]
+        click.echo(f"Lifecycle: {life['status']}")
+        for reason in life.get("reasons", []):
+            click.echo(f"  - {reason}")
+        click.echo(f"Collected {counts.get('collected', 0)} items ({data['collection']['bytes']} bytes); "
+                   f"{counts.get('skipped', 0)} skipped, {counts.get('absent', 0)} absent, "
+                   f"{counts.get('failed', 0)} failed")
+        for f in data["failed_collectors"]:
+            click.echo(f"  failed: {f['collector']}: {f['source']}: {f['reason']}")
+        if data["redactions"]:
+            click.echo("Redacted: " + ", ".join(f"{k} x{v}" for k, v in sorted(data["redactions"].items())))
+        if result.review:
+            click.echo(f"Review copy (plaintext, nothing sealed): {result.review}")
+        if result.path:
+            click.echo(f"Bundle: {result.path} ({result.size} bytes, sha256 {result.sha256})")
+        if result.exit_code == 5:
+            click.echo("Nothing could be collected: is the agent installed, and are you root/Administrator?")
+    if result.path or result.review:
+        click.echo(f"Bundle ID: {result.bundle_id}")
+
+
+def _progress(silent: bool):
+    from .pipeline import Progress
+
+    if silent or not sys.stderr.isatty():
+        return _LogProgress(silent)
+    return _TtyProgress()
+
+
+class _LogProgress:
+    """Non-TTY progress: one line per step on stderr (nothing when silent)."""
+
+    def __init__(self, silent: bool):
+        self.silent = silent
+
+    def step(self, text: str) -> None:
+        if not self.silent:
+            click.echo(f"{text}...", err=True)
+
+    def advance(self, label: str, nbytes: int) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+class _TtyProgress(_LogProgress):
+    """A live one-line counter of bytes read on a terminal."""
+
+    def __init__(self):
+        super().__init__(False)
+        self.bytes = 0
+        self.label = ""
+
+    def step(self, text: str) -> None:
+        self.done()
+        self.label = text
+        click.echo(f"{text}...", err=True, nl=False)
+
+    def advance(self, label: str, nbytes: int) -> None:
+        self.bytes += nbytes
+        name = os.path.basename(label)[:40]
+        click.echo(f"\r\x1b[K{self.label}: {self.bytes / 1048576:8.1f} MiB  {name}", err=True, nl=False)
+
+    def done(self) -> None:
+        if self.label:
+            click.echo("", err=True)
+            self.label = ""
+
+
+# --------------------------------------------------------------------------- keys and bundles
+
+
+@main.command()
+@click.option("--out", "prefix", required=True, metavar="PREFIX",
+              help="Writes PREFIX.key.pem (private, mode 0600) and PREFIX.pub.pem.")
+def keygen(prefix):
+    """Make an RSA-3072 support key pair (PEM)."""
+    from .envelope import EnvelopeError, keygen as make
+
+    try:
+        key, pub = make(prefix)
+    except (EnvelopeError, OSError) as exc:
+        _fail(exc, False)
+    click.echo(f"private key: {key} (keep it secret; it opens bundles)")
+    click.echo(f"public key:  {pub} (give it to collectors with --recipient)")
+
+
+@main.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the header as one JSON object.")
+def inspect(bundle_path, as_json):
+    """Show a bundle's public header (no key needed)."""
+    from .bundle import BundleError, read_header
+
+    try:
+        header = read_header(bundle_path)
+    except BundleError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(header)
+        return
+    payload = header.get("payload", {})
+    click.echo(f"Bundle ID:  {header.get('bundle_id')}")
+    click.echo(f"Created:    {header.get('created')}  by jcdiag {header.get('tool', {}).get('version')}")
+    click.echo(f"Case:       {header.get('case_id') or '-'}")
+    click.echo(f"Payload:    {payload.get('size')} bytes, sha256 {payload.get('sha256')}")
+    if header.get("password_protected"):
+        click.echo("Opened by:  password")
+    for r in header.get("recipients", []):
+        click.echo(f"Recipient:  {r.get('key_id')} ({r.get('algorithm')})")
+
+
+@main.command(name="open")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
+              help="Support private key the bundle is sealed to.")
+@click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
+              help="File whose first line is the bundle password.")
+@click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Folder to extract into (default: the bundle ID).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def open_cmd(bundle_path, key_path, password_file, to_dir, as_json):
+    """Verify a bundle's payload checksum, decrypt it and extract it."""
+    from .bundle import BundleError, open_bundle
+    from .envelope import EnvelopeError, load_private_key, unseal
+
+    if bool(key_path) == bool(password_file):
+        raise click.UsageError("give exactly one of --key PEM or --password-file F")
+
+    def password_for(header: dict) -> str:
+        if key_path:
+            return unseal(header.get("recipients", []), load_private_key(key_path))
+        return _read_secret_file(password_file, "password")
+
+    try:
+        from .bundle import read_header
+        header = read_header(bundle_path)
+        target = to_dir or Path(header.get("bundle_id", "bundle"))
+        if target.exists() and any(target.iterdir()):
+            raise BundleError(f"{target} is not empty; choose another folder with --to")
+        header, names = open_bundle(bundle_path, target, password_for)
+    except (BundleError, EnvelopeError, OSError) as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"bundle_id": header.get("bundle_id"), "to": str(target), "files": len(names),
+               "verified": True})
+        return
+    click.echo(f"Verified payload sha256 and extracted {len(names)} entries to {target}")
+    summary = target / "SUMMARY.txt"
+    if summary.exists():
+        click.echo(f"Read first: {summary}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,589 @@
+"""Runs the declared sources under the safety rules, streaming artifacts into staging.
+
+This module is the only place that reads the examined system's files or runs its
+commands for the bundle, so every rule of DESIGN.md "Safety rules of gathering"
+lives here once:
+
+* never-collect names, suffixes, platform paths and their inodes win over every include;
+* a symlink is followed only when its target stays inside the folder the source names;
+* only regular files are read (opened ``O_NOFOLLOW | O_NONBLOCK`` so a FIFO cannot hang us);
+* a file is read up to the size seen at open; the newest ``max_file_size`` bytes are kept;
+* ``--since`` trims timestamped logs; every truncation is recorded in the manifest;
+* every command has a deadline; everything is redacted before it touches staging;
+* memory stays bounded: files stream through in chunks.
+"""
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import gzip
+import hashlib
+import json
+import os
+import re
+import stat
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Optional
+
+from platforms.base import Platform, system_parts
+
+from .logtime import SinceFilter
+from .redact import Redactor, looks_binary
+from .sources import CommandSource, FileSource, GeneratedSource
+
+CHUNK = 1024 * 1024
+STRUCTURED_LIMIT = 8 * 1024 * 1024
+MiB = 1024 * 1024
+
+# The never-collect list (agent-footprint.md): agent identity and credential drops.
+NEVER_NAMES = frozenset({"client.key", "client.crt", "ca.crt", "jumpcloud-securetoken-creds.txt"})
+NEVER_PREFIXES = ("jumpcloud-device-trust-keychain-db",)
+NEVER_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
+_WINDOWS_UNSAFE = re.compile(r'[<>:"|?*\x00-\x1f]')
+
+_O_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+class Skip(Exception):
+    """A candidate file that is deliberately not collected; the message says why."""
+
+
+@dataclass
+class Limits:
+    max_file_size: int = 50 * MiB
+    max_bundle_size: Optional[int] = 1024 * MiB
+    since: Optional[datetime] = None
+
+
+@dataclass
+class Artifact:
+    """One manifest entry: what was collected (or not) from one source, and why."""
+
+    name: str                 # path inside the payload ("" when nothing was written)
+    source: str               # system path or command line
+    collector: str
+    status: str               # collected | skipped | absent | failed
+    reason: str = ""
+    size: int = 0
+    sha256: str = ""
+    source_size: Optional[int] = None
+    truncated: bool = False
+    truncation: list[str] = field(default_factory=list)
+    redactions: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "", [], {})
+                or k in ("name", "status", "size")}
+
+
+def is_never_collect(name: str) -> bool:
+    low = name.lower()
+    return (low in NEVER_NAMES or low.endswith(NEVER_SUFFIXES)
+            or low.startswith(NEVER_PREFIXES))
+
+
+class Gatherer:
+    """Collects sources of one platform into ``staging`` through one :class:`Redactor`."""
+
+    def __init__(self, platform: Platform, staging: Path, redactor: Redactor,
+                 limits: Limits | None = None,
+                 progress: Optional[Callable[[str, int], None]] = None):
+        self.platform = platform
+        self.staging = staging
+        self.redactor = redactor
+        self.limits = limits or Limits()
+        self.progress = progress or (lambda label, nbytes: None)
+        self.artifacts: list[Artifact] = []
+        self.total = 0
+        self._names: set[str] = set()
+        self._seen_real: set[str] = set()
+        self._root_real = os.path.realpath(platform.root)
+        self._case_fold = platform.family == "windows"
+        self._never_real, self._never_inodes = self._never_collect_set()
+
+    # ------------------------------------------------------------------ public
+    def run(self, sources: Iterable) -> list[Artifact]:
+        for source in sources:
+            if isinstance(source, FileSource):
+                self.collect_files(source)
+            elif isinstance(source, CommandSource):
+                self.collect_command(source)
+            elif isinstance(source, GeneratedSource):
+                self.collect_generated(source)
+            else:
+                raise TypeError(f"unknown source type {type(source).__name__}")
+        return self.artifacts
+
+    def collect_files(self, source: FileSource) -> None:
+        parts = system_parts(source.path)
+        last = parts[-1] if parts else ""
+        has_glob = any(ch in last for ch in "*?[")
+        if source.recursive and not has_glob:      # a whole folder
+            folder_parts, pattern, folder_system = parts, "*", source.path
+        elif has_glob or source.recursive:         # matching names in a folder
+            folder_parts, pattern, folder_system = parts[:-1], last, _system_dirname(source.path)
+        else:                                      # one named file
+            folder_parts, pattern, folder_system = parts[:-1], None, _system_dirname(source.path)
+        try:
+            real_folder = self._inside_root(self.platform.root.joinpath(*folder_parts))
+        except Skip as why:
+            self._record(Artifact("", source.path, source.collector, "skipped", str(why)))
+            return
+        if pattern is None:
+            candidates = [(os.path.join(real_folder, last), last)]
+            if not os.path.lexists(candidates[0][0]):
+                self._record(Artifact("", source.path, source.collector, "absent", "not present"))
+                return
+        elif os.path.isdir(real_folder):
+            candidates = list(self._list(real_folder, pattern, source.recursive))
+        else:
+            return
+        for path, rel in candidates:
+            system_path = _join_system(folder_system, rel, windows=self._case_fold)
+            self._collect_one(path, real_folder, system_path, f"{source.dest}/{_safe_rel(rel)}", source)
+
+    def collect_command(self, source: CommandSource) -> None:
+        cmdline = " ".join(source.argv)
+        dest = f"commands/{_safe_rel(source.dest)}"
+        self.progress(f"running {source.argv[0]}", 0)
+        result = self.platform.runner(source.argv, timeout=source.timeout)
+        if result.error and not result.timed_out and result.returncode is None:
+            status = "absent" if "not found" in result.error else "skipped"
+            self._record(Artifact("", cmdline, source.collector, status, result.error))
+            return
+        art = Artifact(dest, cmdline, source.collector, "collected")
+        if result.timed_out:
+            art.status, art.reason = "failed", result.error or "timed out"
+            art.truncated = True
+            art.truncation.append("output up to the deadline only")
+        elif result.returncode:
+            art.errors.append(f"exit status {result.returncode}")
+        self._write(art, [result.stdout], structured=None)
+        if result.stderr.strip():
+            err = Artifact(dest + ".stderr", cmdline, source.collector, "collected")
+            self._write(err, [result.stderr], structured=None)
+
+    def collect_generated(self, source: GeneratedSource) -> None:
+        dest = _safe_rel(source.dest)
+        art = Artifact(dest, "generated", source.collector, "collected")
+        try:
+            data = source.produce()
+        except Exception as exc:  # a fact that cannot be computed is recorded, not fatal
+            art.status, art.reason, art.name = "failed", f"{type(exc).__name__}: {exc}", ""
+            self._record(art)
+            return
+        blob = json.dumps(data, indent=2, default=str).encode("utf-8") + b"\n"
+        self._write(art, [blob], structured=None)
+
+    def attach(self, path: str) -> None:
+        """A file the admin names with ``--attach``: from the live machine, not the root.
+
+        Text is redacted like every log; a binary file (a screenshot) cannot be, and is
+        included as is because the admin chose it explicitly; the manifest says so.
+        """
+        name = os.path.basename(path)
+        art = Artifact(f"attachments/{_safe_rel(name)}", path, "attachments", "collected")
+        try:
+            fd, st = _open_regular(path, nofollow=False)
+        except Skip as why:
+            art.status, art.reason, art.name = "failed", str(why), ""
+            self._record(art)
+            return
+        with os.fdopen(fd, "rb") as fh:
+            art.source_size = st.st_size
+            if st.st_size > self.limits.max_file_size:
+                art.status, art.name = "failed", ""
+                art.reason = f"larger than --max-file-size ({st.st_size} > {self.limits.max_file_size} bytes)"
+                self._record(art)
+                return
+            head = fh.read(8192)
+            fh.seek(0)
+            if looks_binary(head):
+                art.errors.append("binary attachment included as given: not redacted")
+                self._write(art, _read_upto(fh, st.st_size), structured=None, raw=True)
+            else:
+                self._write(art, _read_upto(fh, st.st_size), structured=None)
+
+    # ------------------------------------------------------------------ files
+    def _list(self, real_folder: str, pattern: str, recursive: bool) -> Iterator[tuple[str, str]]:
+        match = (lambda n: fnmatch.fnmatchcase(n.lower(), pattern.lower())) if self._case_fold \
+            else (lambda n: fnmatch.fnmatchcase(n, pattern))
+        if not recursive:
+            try:
+                names = sorted(os.listdir(real_folder))
+            except OSError:
+                return
+            for name in names:
+                if match(name):
+                    yield os.path.join(real_folder, name), name
+            return
+        for top, dirs, files in os.walk(real_folder, followlinks=False):
+            dirs.sort()
+            for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(top, d))):
+                if match(name):
+                    full = os.path.join(top, name)
+                    yield full, os.path.relpath(full, real_folder)
+
+    def _collect_one(self, path: str, real_folder: str, system_path: str, dest: str,
+                     source: FileSource) -> None:
+        art = Artifact(dest, system_path, source.collector, "collected")
+        try:
+            target = self._check_path(path, real_folder)
+            fd, st = _open_regular(target, nofollow=True)
+        except Skip as why:
+            art.status, art.reason, art.name = "skipped", str(why), ""
+            self._record(art)
+            return
+        except PermissionError as exc:
+            art.status, art.name = "failed", ""
+            art.reason = f"permission denied: {exc.strerror}; run as root/Administrator to collect it"
+            self._record(art)
+            return
+        except OSError as exc:
+            art.status, art.reason, art.name = "failed", f"cannot open: {exc.strerror or exc}", ""
+            self._record(art)
+            return
+        if (st.st_dev, st.st_ino) in self._never_inodes:
+            os.close(fd)
+            art.status, art.name = "skipped", ""
+            art.reason = "never collected: same file as agent key material (hard link)"
+            self._record(art)
+            return
+        self._seen_real.add(os.path.normcase(target))
+        art.source_size = st.st_size
+        with os.fdopen(fd, "rb") as fh:
+            try:
+                if target.lower().endswith(".gz"):
+                    art.name = dest[:-3]
+                    self._copy_gzip(fh, st.st_size, art, source)
+                else:
+                    self._copy_file(fh, st.st_size, art, source)
+            except OSError as exc:
+                art.status, art.reason = "failed", f"read error: {exc.strerror or exc}"
+                self._drop(art)
+                self._record(art)
+
+    def _check_path(self, path: str, real_folder: str) -> str:
+        """The real path to open, or Skip: never-collect, symlinks out, duplicates."""
+        name = os.path.basename(path)
+        if is_never_collect(name):
+            raise Skip("never collected: agent key or credential material")
+        target = path
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if not _is_within(target, real_folder):
+                raise Skip(f"symbolic link to {target}, outside {real_folder}: not followed")
+            if is_never_collect(os.path.basename(target)):
+                raise Skip("never collected: link to agent key or credential material")
+        key = os.path.normcase(os.path.realpath(target))
+        if key in self._never_real:
+            raise Skip("never collected: agent key or credential material named by jcagent.conf")
+        if key in self._seen_real:
+            raise Skip("duplicate of a file already collected")
+        return target
+
+    def _budget(self, art: Artifact) -> int:
+        cap = self.limits.max_file_size
+        if self.limits.max_bundle_size is not None:
+            cap = min(cap, max(0, self.limits.max_bundle_size - self.total))
+        return cap
+
+    def _copy_file(self, fh, size: int, art: Artifact, source: FileSource) -> None:
+        head = fh.read(8192)
+        if looks_binary(head) and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            self._skip_binary(art)
+            return
+        if source.redact and size <= STRUCTURED_LIMIT:
+            data = head + fh.read(size - len(head))
+            data = data[:size]
+            self._write(art, [data], structured=source.redact)
+            return
+        cap = self._budget(art)
+        if cap <= 0:
+            self._cap_reached(art)
+            return
+        utf16 = _utf16_codec(head)
+        start = 0
+        if size > cap:
+            start = size - cap
+            if utf16:
+                start += start % 2
+            art.truncated = True
+            art.truncation.append(f"kept the newest {size - start} of {size} bytes (--max-file-size)")
+        fh.seek(start)
+        chunks = _read_upto(fh, size - start)
+        if utf16:
+            chunks = _transcode(chunks, utf16, strip_bom=start == 0)
+        if start:
+            chunks = _after_first_newline(chunks)
+        self._write_text_log(art, chunks, source)
+
+    def _copy_gzip(self, fh, size: int, art: Artifact, source: FileSource) -> None:
+        """A rotated ``.gz`` log: decompressed (so it can be redacted and trimmed), newest tail kept."""
+        cap = self._budget(art)
+        if cap <= 0:
+            self._cap_reached(art)
+            return
+        try:
+            total = sum(len(c) for c in _gunzip(fh, size))
+        except (OSError, EOFError, zlib.error) as exc:
+            art.status, art.reason, art.name = "failed", f"damaged gzip file: {exc}", ""
+            self._record(art)
+            return
+        fh.seek(0)
+        chunks: Iterable[bytes] = _gunzip(fh, size)
+        if total > cap:
+            art.truncated = True
+            art.truncation.append(f"kept the newest {cap} of {total} uncompressed bytes (--max-file-size)")
+            chunks = _after_first_newline(_skip_bytes(chunks, total - cap))
+        first = True
+
+        def checked(it):
+            nonlocal first
+            for c in it:
+                if first and looks_binary(c[:8192]):
+                    raise Skip("binary")
+                first = False
+                yield c
+        try:
+            self._write_text_log(art, checked(chunks), source)
+        except Skip:
+            self._drop(art)
+            self._skip_binary(art)
+
+    def _write_text_log(self, art: Artifact, chunks: Iterable[bytes], source: FileSource) -> None:
+        since = self.limits.since if source.timestamped else None
+        filt = SinceFilter(since) if since else None
+        if filt:
+            chunks = _through(chunks, filt)
+        self._write(art, chunks, structured=None)
+        if filt and art.status == "collected":
+            if not filt.saw_timestamp:
+                art.errors.append("no timestamps recognised: kept whole (within the size cap)")
+            elif filt.dropped_bytes:
+                art.truncated = True
+                art.truncation.append(f"dropped {filt.dropped_bytes} bytes older than --since")
+
+    def _skip_binary(self, art: Artifact) -> None:
+        self.redactor.skipped_binary(art.name)
+        art.status, art.name = "skipped", ""
+        art.reason = "binary content: cannot be redacted, so it is left out"
+        self._record(art)
+
+    def _cap_reached(self, art: Artifact) -> None:
+        art.status, art.name = "skipped", ""
+        art.reason = "bundle size cap reached (--max-bundle-size)"
+        self._record(art)
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, art: Artifact, chunks: Iterable[bytes], structured: Optional[str],
+               raw: bool = False) -> None:
+        """Redact ``chunks`` into ``staging/<art.name>``, hashing as it goes.
+
+        Fails closed: if redaction raises, the partial file is removed and the
+        artifact recorded as failed, never written raw.
+        """
+        art.name = self._unique(art.name)
+        out_path = self.staging / art.name
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(out_path, "wb") as out:
+                def emit(data: bytes) -> None:
+                    nonlocal size
+                    if data:
+                        out.write(data)
+                        digest.update(data)
+                        size += len(data)
+                if raw:
+                    for chunk in chunks:
+                        emit(chunk)
+                        self.progress(art.source, len(chunk))
+                elif structured:
+                    blob = b"".join(chunks)
+                    emit(self.redactor.structured(art.name, blob, structured))
+                    self.progress(art.source, len(blob))
+                else:
+                    scrubber = self.redactor.text_stream(art.name)
+                    for chunk in chunks:
+                        emit(scrubber.feed(chunk))
+                        self.progress(art.source, len(chunk))
+                    emit(scrubber.close())
+                    art.redactions = {k: v for k, v in scrubber.hits.items() if v}
+        except Skip:
+            out_path.unlink(missing_ok=True)
+            raise
+        except OSError:
+            out_path.unlink(missing_ok=True)
+            raise
+        except Exception as exc:  # redaction failure: fail closed
+            out_path.unlink(missing_ok=True)
+            self.redactor.failed(art.name, f"{type(exc).__name__}: {exc}")
+            art.status, art.name = "failed", ""
+            art.reason = f"redaction failed ({type(exc).__name__}); left out rather than sent unredacted"
+            self._record(art)
+            return
+        if structured:
+            art.redactions = dict(self.redactor.report().get("artifacts", {}).get(art.name, {}).get("hits", {}))
+        art.size, art.sha256 = size, digest.hexdigest()
+        self.total += size
+        self._record(art)
+
+    def _drop(self, art: Artifact) -> None:
+        if art.name:
+            (self.staging / art.name).unlink(missing_ok=True)
+            self._names.discard(art.name)
+
+    def _unique(self, name: str) -> str:
+        candidate, n = name, 1
+        while candidate in self._names:
+            n += 1
+            stem, dot, ext = name.rpartition(".")
+            candidate = f"{stem}-{n}.{ext}" if dot and "/" not in ext else f"{name}-{n}"
+        self._names.add(candidate)
+        return candidate
+
+    def _record(self, art: Artifact) -> None:
+        self.artifacts.append(art)
+
+    # ------------------------------------------------------------------ never-collect
+    def _never_collect_set(self) -> tuple[set[str], set[tuple[int, int]]]:
+        reals, inodes = set(), set()
+        for system_path in self.platform.never_collect():
+            local = self.platform.path(system_path)
+            real = os.path.realpath(local)
+            reals.add(os.path.normcase(real))
+            try:
+                st = os.stat(real)
+                inodes.add((st.st_dev, st.st_ino))
+            except OSError:
+                pass
+        return reals, inodes
+
+    def _inside_root(self, folder: Path) -> str:
+        real = os.path.realpath(folder)
+        if not self.platform.live and not _is_within(real, self._root_real):
+            raise Skip(f"{folder} resolves to {real}, outside the root {self._root_real}: not followed")
+        return real
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _open_regular(path: str, nofollow: bool) -> tuple[int, os.stat_result]:
+    """An fd on a regular file, or Skip; O_NONBLOCK keeps a FIFO from blocking the open."""
+    flags = _O_FLAGS if nofollow else _O_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == getattr(__import__("errno"), "ELOOP"):
+            raise Skip("symbolic link: not followed") from None
+        if isinstance(exc, (FileNotFoundError,)):
+            raise Skip("vanished before it could be read") from None
+        if exc.errno == getattr(__import__("errno"), "ENXIO"):
+            raise Skip("not a regular file (socket or FIFO): not read") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+                else "directory" if stat.S_ISDIR(st.st_mode) else "special file")
+        raise Skip(f"not a regular file ({kind}): not read")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd, st
+
+
+def _read_upto(fh, limit: int) -> Iterator[bytes]:
+    """Chunks of ``fh`` up to ``limit`` bytes: a growing file is copied as seen at open."""
+    left = limit
+    while left > 0:
+        chunk = fh.read(min(CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
+def _gunzip(fh, size: int) -> Iterator[bytes]:
+    with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+        while chunk := gz.read(CHUNK):
+            yield chunk
+
+
+def _skip_bytes(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:]
+        count = 0
+
+
+def _after_first_newline(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Drop the partial first line left by a tail cut."""
+    cutting = True
+    for chunk in chunks:
+        if cutting:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            chunk, cutting = chunk[nl + 1:], False
+        yield chunk
+
+
+def _through(chunks: Iterable[bytes], filt) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield filt.feed(chunk)
+    yield filt.close()
+
+
+def _utf16_codec(head: bytes) -> Optional[str]:
+    if head.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le"
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be"
+    return None
+
+
+def _transcode(chunks: Iterable[bytes], codec: str, strip_bom: bool) -> Iterator[bytes]:
+    """UTF-16 Windows logs to UTF-8, so redaction and --since see ordinary text."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+    first = True
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if first and strip_bom:
+            text = text.lstrip("\ufeff")
+        first = False
+        yield text.encode("utf-8")
+    yield decoder.decode(b"", final=True).encode("utf-8")
+
+
+def _is_within(path: str, folder: str) -> bool:
+    folder = folder.rstrip(os.sep) + os.sep
+    return os.path.normcase(path).startswith(os.path.normcase(folder))
+
+
+def _safe_rel(rel: str) -> str:
+    """A relative archive path safe to extract on every OS: no '..', no drive, no odd chars."""
+    parts = [p for p in re.split(r"[\\/]+", rel) if p not in ("", ".", "..")]
+    return "/".join(_WINDOWS_UNSAFE.sub("_", p) for p in parts) or "unnamed"
+
+
+def _system_dirname(system_path: str) -> str:
+    """The folder part of a system path, in its own style (``/`` or ``\\``)."""
+    head = system_path.rstrip("/\\")
+    cut = max(head.rfind("/"), head.rfind("\\"))
+    return head[:cut] if cut > 0 else head[: cut + 1]
+
+
+def _join_system(folder: str, rel: str, windows: bool) -> str:
+    sep = "\\" if windows else "/"
+    rel = rel.replace("/", sep).replace("\\", sep)
+    return folder.rstrip("/\\") + sep + rel

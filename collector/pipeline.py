@@ -1,0 +1,252 @@
+"""One collection run, start to end: facts, gather, summary, bundle.
+
+``cli`` parses and prints; this module does the work in the order DESIGN.md's data
+flow gives (platforms -> sources -> gather -> redact -> bundle/envelope) and
+returns a :class:`CollectResult` the CLI renders for people or as JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import platforms
+from platforms.base import Platform
+
+from . import bundle as bundle_mod
+from .envelope import Recipient, new_secret
+from .gather import Artifact, Gatherer, Limits
+from .ids import new_bundle_id
+from .redact import Redactor
+from .report import IssueReport
+from .sources import GeneratedSource
+from .summary import build_summary, collection_counts, render_text
+from .workspace import private_workspace
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_UPLOAD, EXIT_NOTHING = 0, 1, 2, 3, 4, 5
+
+
+class CollectError(Exception):
+    """A run that cannot proceed (exit 1); the message names the problem and the fix."""
+
+
+@dataclass
+class CollectOptions:
+    output: Path = Path(".")
+    platform: Optional[str] = None
+    root: Optional[str] = None
+    recipients: list[Recipient] = field(default_factory=list)
+    password: Optional[str] = None
+    case_id: Optional[str] = None
+    limits: Limits = field(default_factory=Limits)
+    report: IssueReport = field(default_factory=IssueReport)
+    attachments: list[str] = field(default_factory=list)
+    review: Optional[Path] = None
+    as_of: Optional[date] = None
+    redactor: Optional[Redactor] = None
+    bundle_id: Optional[str] = None
+    platform_obj: Optional[Platform] = None          # injected in tests (replayed commands)
+
+
+@dataclass
+class CollectResult:
+    bundle_id: str
+    exit_code: int
+    path: Optional[Path] = None
+    sha256: str = ""
+    size: int = 0
+    review: Optional[Path] = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        counts = collection_counts(self.artifacts)
+        life = self.summary.get("lifecycle") or {}
+        return {
+            "bundle_id": self.bundle_id,
+            "path": str(self.path) if self.path else None,
+            "sha256": self.sha256 or None,
+            "size": self.size,
+            "review": str(self.review) if self.review else None,
+            "exit_code": self.exit_code,
+            "lifecycle": {"status": life.get("status", "unknown"), "reasons": life.get("reasons", [])},
+            "collection": counts,
+            "failed_collectors": counts["failed"],
+            "redactions": self.redactions,
+        }
+
+
+class Progress:
+    """What the pipeline tells the person watching; the CLI supplies a real one."""
+
+    def step(self, text: str) -> None: ...
+
+    def advance(self, label: str, nbytes: int) -> None: ...
+
+    def done(self) -> None: ...
+
+
+def check_output_dir(path: Path) -> Path:
+    """Create ``path`` if needed and prove it writable before any collecting starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".jcdiag-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CollectError(f"output directory {path} is not writable ({exc.strerror or exc}); "
+                           "choose another with --output") from None
+    return path
+
+
+def _facts(platform: Platform) -> tuple[dict, dict, dict, dict[str, str]]:
+    """OS, patch and agent facts; a fact that fails is recorded, not fatal."""
+    results: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    for name, getter in (("os", platform.os_info), ("patch", platform.patch_level),
+                         ("agent", platform.agent_info)):
+        try:
+            results[name] = getter().to_dict()
+        except Exception as exc:  # one broken fact must not lose the others
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            results[name] = {}
+    return results["os"], results["patch"], results["agent"], errors
+
+
+def _generated(platform: Platform, os_info: dict, patch: dict, agent: dict) -> list[GeneratedSource]:
+    sources = [
+        GeneratedSource("system/os.json", "facts", lambda: os_info),
+        GeneratedSource("system/patch.json", "facts", lambda: patch),
+        GeneratedSource("system/agent.json", "facts", lambda: agent),
+    ]
+    if platform.live:
+        from .snapshot import system_snapshot
+        sources.append(GeneratedSource("system/psutil.json", "system-snapshot", system_snapshot))
+    return sources
+
+
+def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> CollectResult:
+    progress = progress or Progress()
+    if opts.review is None:
+        if not opts.recipients and not opts.password:
+            raise CollectError("no recipient key and no password: give --recipient PEM (or --server "
+                               "to use the intake's keys) or --password-file F; jcdiag never writes "
+                               "an unencrypted bundle")
+        check_output_dir(opts.output)
+    platform = opts.platform_obj or platforms.get_platform(opts.platform, opts.root)
+    bundle_id = opts.bundle_id or new_bundle_id()
+    created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    redactor = opts.redactor or Redactor()
+
+    progress.step("Reading system facts")
+    os_info, patch, agent, fact_errors = _facts(platform)
+
+    with private_workspace() as work:
+        staging = work / "payload"
+        staging.mkdir()
+        gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance)
+        for name, error in fact_errors.items():
+            gatherer.artifacts.append(Artifact("", f"{name} facts", "facts", "failed", error))
+        progress.step("Collecting agent files and command outputs")
+        gatherer.run(platform.sources())
+        gatherer.run(_generated(platform, os_info, patch, agent))
+        report = opts.report
+        for path in opts.attachments:
+            gatherer.attach(path)
+        report.attachments = [a.name.split("/", 1)[1] for a in gatherer.artifacts
+                              if a.collector == "attachments" and a.status == "collected"]
+        progress.done()
+
+        artifacts = gatherer.artifacts
+        collected_sources = [a for a in artifacts if a.status == "collected" and a.collector != "facts"
+                             and a.source != "generated"]
+        exit_code = EXIT_OK
+        if any(a.status == "failed" for a in artifacts):
+            exit_code = EXIT_PARTIAL
+        if not collected_sources:
+            exit_code = EXIT_NOTHING
+
+        lifecycle_verdict = None
+        findings: list[dict] = []
+        red_report = redactor.report()
+        summary = build_summary(
+            bundle_id=bundle_id, created=created, case_id=opts.case_id, platform=platform.family,
+            root=str(platform.root), os_info=os_info, patch=patch, agent=agent,
+            lifecycle=lifecycle_verdict, findings=findings, artifacts=artifacts,
+            redaction_totals=red_report.get("totals", {}), fact_errors=fact_errors)
+        _write_documents(staging, summary, report, artifacts, red_report, platform, opts, bundle_id, created)
+        result = CollectResult(bundle_id, exit_code, summary=summary, artifacts=artifacts,
+                               redactions=red_report.get("totals", {}))
+        if exit_code == EXIT_NOTHING:
+            return result
+        if opts.review is not None:
+            result.review = _write_review(staging, opts.review)
+            return result
+        progress.step("Compressing and encrypting the bundle")
+        if opts.recipients:
+            secret = new_secret()
+            header = {"case_id": opts.case_id, "recipients": [r.seal(secret) for r in opts.recipients],
+                      "password_protected": False}
+        else:
+            secret = opts.password or ""
+            header = {"case_id": opts.case_id, "recipients": [], "password_protected": True}
+        written = bundle_mod.write_bundle(staging, opts.output, bundle_id, secret, header, work,
+                                          order=_payload_order)
+        progress.done()
+    result.path, result.sha256, result.size = written.path, written.sha256, written.size
+    return result
+
+
+_FIRST = ("SUMMARY.txt", "summary.json", "report.json", "manifest.json", "redaction.json")
+
+
+def _payload_order(name: str) -> tuple:
+    """Documents first in the archive listing, then everything by path."""
+    return (_FIRST.index(name) if name in _FIRST else len(_FIRST), name)
+
+
+def _write_documents(staging: Path, summary: dict, report: IssueReport, artifacts: list[Artifact],
+                     red_report: dict, platform: Platform, opts: CollectOptions,
+                     bundle_id: str, created: str) -> None:
+    manifest = {
+        "bundle_id": bundle_id,
+        "created": created,
+        "platform": platform.family,
+        "root": str(platform.root),
+        "live": platform.live,
+        "limits": {"max_file_size": opts.limits.max_file_size,
+                   "max_bundle_size": opts.limits.max_bundle_size,
+                   "since": opts.limits.since.isoformat() if opts.limits.since else None},
+        "artifacts": [a.to_dict() for a in artifacts],
+    }
+    report_dict = report.to_dict()
+    docs = {
+        "manifest.json": json.dumps(manifest, indent=2),
+        "summary.json": json.dumps(summary, indent=2, default=str),
+        "redaction.json": json.dumps(red_report, indent=2),
+        "report.json": json.dumps(report_dict, indent=2),
+        "SUMMARY.txt": render_text(summary, report_dict if not report.empty else None),
+    }
+    for name, text in docs.items():
+        (staging / name).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+
+
+def _write_review(staging: Path, review: Path) -> Path:
+    """The one explicit plaintext output: exactly what the bundle would hold."""
+    if review.exists() and any(review.iterdir()):
+        raise CollectError(f"review directory {review} is not empty; give a new or empty folder")
+    review.mkdir(parents=True, exist_ok=True)
+    os.chmod(review, 0o700)
+    for item in staging.iterdir():
+        target = review / item.name
+        if item.is_dir():
+            shutil.copytree(item, target)
+        else:
+            shutil.copy2(item, target)
+    return review
