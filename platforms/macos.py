@@ -238,12 +238,15 @@ def dig(data: Any, *keys: str) -> Any:
 
 def describe_update(item: dict[str, Any]) -> str:
     """One RecommendedUpdates entry as a name people read: ``macOS Sonoma 14.5``."""
-    name = str(item.get("Display Name") or "").strip()
-    version = str(item.get("Display Version") or "").strip()
     ident = str(item.get("Identifier") or item.get("Product Key") or "").strip()
-    if not name:
-        return " ".join(p for p in (ident, version) if p) or "unnamed update"
-    return name if not version or version in name else f"{name} {version}"
+    return name_with_version(str(item.get("Display Name") or "") or ident,
+                             str(item.get("Display Version") or "")) or "unnamed update"
+
+
+def name_with_version(name: str, version: str) -> str:
+    """``name version``, without repeating a version the name already carries."""
+    name, version = name.strip(), version.strip()
+    return name if not version or version in name else f"{name} {version}".strip()
 
 
 # --------------------------------------------------------------------------- facts
@@ -470,7 +473,8 @@ class MacOS(Platform):
             when = as_utc(entry.get("date"))
             if when is not None and (newest is None or when > newest):
                 newest = when
-                label = " ".join(str(entry.get(k, "")) for k in ("displayName", "displayVersion")).strip()
+                label = name_with_version(str(entry.get("displayName", "")),
+                                          str(entry.get("displayVersion", "")))
         return newest, (f"newest Apple update installed: {label} on {newest:%Y-%m-%d}" if newest else "")
 
     def _install_history(self, notes: list[str]) -> Iterator[dict[str, Any]]:
