@@ -52,6 +52,10 @@ class Skip(Exception):
     """A candidate file that is deliberately not collected; the message says why."""
 
 
+class Duplicate(Skip):
+    """A file already collected through another source: not recorded again."""
+
+
 @dataclass
 class Limits:
     max_file_size: int = 50 * MiB
@@ -235,6 +239,8 @@ class Gatherer:
         try:
             target = self._check_path(path, real_folder)
             fd, st = _open_regular(target, nofollow=True)
+        except Duplicate:
+            return
         except Skip as why:
             art.status, art.reason, art.name = "skipped", str(why), ""
             self._record(art)
@@ -284,7 +290,7 @@ class Gatherer:
         if key in self._never_real:
             raise Skip("never collected: agent key or credential material named by jcagent.conf")
         if key in self._seen_real:
-            raise Skip("duplicate of a file already collected")
+            raise Duplicate("duplicate of a file already collected")
         return target
 
     def _budget(self, art: Artifact) -> int:

@@ -15,7 +15,7 @@ Rules, each giving a reason an admin can act on:
 * ``unpatched``: behind the newest point release the data knows (macOS, and Linux
   where ``VERSION_ID`` carries the point release); security updates waiting; the
   last successful update more than 35 days old; a restart pending, or the running
-  kernel older than the newest installed one.
+  kernel older than the newest installed one (one reason for both: one restart).
 * ``unknown``: the OS is not in the data (jcdiag never guesses a derivative's
   lifecycle), the data is more than 180 days older than ``as_of``, or the patch
   state could not be checked (Linux package metadata stale, Windows with no
@@ -36,6 +36,7 @@ from importlib import resources
 from typing import Any, Optional
 
 from platforms.base import OSInfo, PatchLevel
+from platforms.pkgversion import rpm_compare
 
 STATUSES = ("supported", "eol", "unpatched", "unknown")
 WORST_FIRST = ("eol", "unpatched", "unknown")
@@ -194,7 +195,7 @@ def verdict(os_info: OSInfo, patch: PatchLevel, as_of: date,
             findings.append(("supported", match.via))
         _describe_cycle(result, match, as_of)
         findings.extend(_lifecycle_findings(result, match, as_of, stale))
-        findings.extend(_point_release_findings(os_info, match))
+        findings.extend(_point_release_findings(os_info, patch, match))
     product = match.product if match else PRODUCT_BY_ID.get(os_info.id, os_info.id)
     findings.extend(_patch_findings(os_info, patch, product, as_of))
 
@@ -239,9 +240,9 @@ def _lifecycle_findings(result: Verdict, match: _Match, as_of: date,
         if ext["available"]:
             title = match.entry.get("extended_support_title") or ext["name"]
             until = f" until {ext['until']}" if ext["until"] else ""
-            found.append(("eol", f"{title} ({ext['name']}) exists for {label}{until}; jcdiag cannot "
-                                 "see whether this machine is enrolled, so it is not counted as "
-                                 "supported: upgrade, or show support proof of enrollment."))
+            found.append(("eol", f"{title} ({ext['name']}) is offered for {label}{until}; jcdiag "
+                                 "cannot see whether this machine is enrolled, so it is not counted "
+                                 "as supported: upgrade, or show support proof of enrollment."))
         return found
     if result.eol_date is None:
         return [("supported", f"{label} has no announced end-of-life date: no action needed.")]
@@ -253,11 +254,12 @@ def _lifecycle_findings(result: Verdict, match: _Match, as_of: date,
                           "no action needed for the release.")]
 
 
-def _point_release_findings(os_info: OSInfo, match: _Match) -> list[tuple[str, str]]:
+def _point_release_findings(os_info: OSInfo, patch: PatchLevel,
+                            match: _Match) -> list[tuple[str, str]]:
     """Behind the newest point release the data knows ("9.2" vs "9.8", "14.4.1" vs
     "14.8.9") -- only where the OS's version carries the point release."""
     if match.product in ("windows", "windows-server"):
-        return _windows_build_findings(os_info, match)
+        return _windows_build_findings(os_info, patch, match)
     running = _numeric(os_info.version_id)
     latest = _numeric(match.cycle.get("latest", ""))
     cycle_parts = len(match.cycle["cycle"].split("."))
@@ -271,15 +273,15 @@ def _point_release_findings(os_info: OSInfo, match: _Match) -> list[tuple[str, s
                           f"release {match.cycle['latest']}: install the updates ({hint}).")]
 
 
-def _windows_build_findings(os_info: OSInfo, match: _Match) -> list[tuple[str, str]]:
+def _windows_build_findings(os_info: OSInfo, patch: PatchLevel,
+                            match: _Match) -> list[tuple[str, str]]:
     """Behind the data's build.UBR, when the data carries a UBR (endoflife.date's
     Windows data gives the build only, so usually the update age decides)."""
     latest_ubr = match.cycle.get("ubr")
-    running_ubr = _windows_ubr(os_info)
-    if latest_ubr is None or running_ubr is None or running_ubr >= latest_ubr:
+    if latest_ubr is None or patch.ubr is None or patch.ubr >= latest_ubr:
         return []
     return [("unpatched", f"{match.cycle['label']} is at build {_windows_build(os_info)}."
-                          f"{running_ubr}, behind {match.cycle['latest']}: install the latest "
+                          f"{patch.ubr}, behind {match.cycle['latest']}: install the latest "
                           "cumulative update (Windows Update).")]
 
 
@@ -313,13 +315,14 @@ def _patch_findings(os_info: OSInfo, patch: PatchLevel, product: str,
                                  "date or hotfix dates found): run Windows Update, then run jcdiag "
                                  "check again."))
 
-    if patch.pending_reboot:
-        found.append(("unpatched", "A restart is pending to finish installing updates: restart "
-                                   "the machine."))
+    # Kernel releases are ordered as the Linux platform orders them (rpmvercmp).
     running, newest = patch.running_kernel, patch.newest_kernel
-    if running and newest and running != newest and _natural_key(running) < _natural_key(newest):
+    if running and newest and rpm_compare(running, newest) < 0:
         found.append(("unpatched", f"The running kernel {running} is older than the installed "
                                    f"{newest}: restart the machine to run it."))
+    elif patch.pending_reboot:
+        found.append(("unpatched", "A restart is pending to finish installing updates: restart "
+                                   "the machine."))
     return found
 
 
@@ -344,7 +347,7 @@ def _find_cycle(os_info: OSInfo, table: dict[str, Any]) -> _Match:
         cycle = _cycle_by_version(entry, product, os_info.version_id)
         if cycle is None:
             raise _NoMatch(_not_in_data(os_info, table, f"{entry['name']} has no release "
-                                                        f"{os_info.version_id or '(no VERSION_ID)'}"))
+                                                        f"{os_info.version_id or '(version unknown)'}"))
         return _Match(product, entry, cycle)
     return _find_by_codename(os_info, table)
 
@@ -381,24 +384,22 @@ def _find_by_codename(os_info: OSInfo, table: dict[str, Any]) -> _Match:
     """A derivative whose VERSION_CODENAME is its Ubuntu/Debian base's codename
     (e.g. Zorin OS 17: jammy) shares that base's support; anything else is unknown."""
     codename = os_info.codename.strip().lower()
-    for base in (like for like in os_info.id_like if like in CODENAME_BASES):
-        entry = table["products"].get(base)
-        if not entry or not codename:
-            continue
+    bases = [like for like in os_info.id_like if like in CODENAME_BASES and like in table["products"]]
+    for base in bases if codename else []:
+        entry = table["products"][base]
         for cycle in entry["cycles"]:
             if cycle.get("codename", "").split(" ")[0].lower() == codename:
-                name = os_info.name or os_info.id
                 return _Match(base, entry, cycle, via=(
-                    f"{name} is judged as {cycle['label']}, the release whose codename "
-                    f"({os_info.codename}) it runs on: confirm with its vendor that it follows "
-                    f"{entry['name']}'s support dates."))
-    if os_info.id_like:
-        why = (f"it is like {' '.join(os_info.id_like)} but its version "
-               f"{os_info.version_id or '?'}{' / codename ' + os_info.codename if os_info.codename else ''}"
-               " matches no release of those, and a derivative's support can differ from its base's")
-    else:
-        why = "jcdiag does not know this OS"
-    raise _NoMatch(_not_in_data(os_info, table, why))
+                    f"{os_info.name or os_info.id} is judged as {cycle['label']}, the release "
+                    f"whose codename ({os_info.codename}) it runs on: confirm with its vendor that "
+                    f"it follows {entry['name']}'s support dates."))
+    if not os_info.id_like:
+        raise _NoMatch(_not_in_data(os_info, table, "jcdiag does not know this OS"))
+    seen = f"version {os_info.version_id or '?'}" + (
+        f" / codename {os_info.codename}" if os_info.codename else "")
+    raise _NoMatch(_not_in_data(os_info, table, f"it is like {' '.join(os_info.id_like)}, but its "
+                                                f"{seen} matches no release of those, and a "
+                                                "derivative's support can differ from its base's"))
 
 
 def _find_windows(os_info: OSInfo, table: dict[str, Any]) -> _Match:
@@ -458,12 +459,6 @@ def _windows_build(os_info: OSInfo) -> Optional[int]:
     return int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else None
 
 
-def _windows_ubr(os_info: OSInfo) -> Optional[int]:
-    """The UBR from ``kernel`` ("22631.4460") when the platform put it there."""
-    parts = os_info.kernel.split(".")
-    return int(parts[-1]) if len(parts) >= 2 and parts[-1].isdigit() else None
-
-
 def _not_in_data(os_info: OSInfo, table: dict[str, Any], why: str) -> str:
     name = os_info.name or " ".join(x for x in (os_info.id, os_info.version_id) if x) or "This OS"
     return (f"{name} is not in jcdiag's lifecycle data (dated {table['data_date']}): {why}. "
@@ -483,13 +478,6 @@ def _numeric(version: str) -> Optional[tuple[int, ...]]:
 
 def _pad(version: tuple[int, ...], width: int) -> tuple[int, ...]:
     return version + (0,) * (width - len(version))
-
-
-def _natural_key(version: str) -> tuple[tuple[int, int, str], ...]:
-    """Order kernel versions the way package managers do for them: numbers by
-    value, and a number newer than letters ("513.5.1.el8" > "513.el8")."""
-    return tuple((1, int(tok), "") if tok.isdigit() else (0, 0, tok)
-                 for tok in re.findall(r"\d+|[A-Za-z]+", version))
 
 
 def _as_date(value: date | datetime) -> date:

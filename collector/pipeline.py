@@ -105,18 +105,41 @@ def check_output_dir(path: Path) -> Path:
     return path
 
 
-def _facts(platform: Platform) -> tuple[dict, dict, dict, dict[str, str]]:
+@dataclass
+class Facts:
+    """The platform's answers (objects, None where a fact failed) and why any failed."""
+
+    os_info: Any = None
+    patch: Any = None
+    agent: Any = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self, name: str) -> dict:
+        value = getattr(self, name)
+        return value.to_dict() if value is not None else {}
+
+
+def read_facts(platform: Platform) -> Facts:
     """OS, patch and agent facts; a fact that fails is recorded, not fatal."""
-    results: dict[str, dict] = {}
-    errors: dict[str, str] = {}
-    for name, getter in (("os", platform.os_info), ("patch", platform.patch_level),
+    facts = Facts()
+    for name, getter in (("os_info", platform.os_info), ("patch", platform.patch_level),
                          ("agent", platform.agent_info)):
         try:
-            results[name] = getter().to_dict()
+            setattr(facts, name, getter())
         except Exception as exc:  # one broken fact must not lose the others
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            results[name] = {}
-    return results["os"], results["patch"], results["agent"], errors
+            facts.errors[name] = f"{type(exc).__name__}: {exc}"
+    return facts
+
+
+def judge(facts: Facts, as_of: Optional[date]) -> dict:
+    """The lifecycle verdict as a dict (status unknown, with the reason, when facts failed)."""
+    from .lifecycle import verdict
+    from platforms.base import PatchLevel
+
+    if facts.os_info is None:
+        return {"status": "unknown", "reasons": ["The OS could not be identified: "
+                                                 + facts.errors.get("os_info", "")]}
+    return verdict(facts.os_info, facts.patch or PatchLevel(), as_of or date.today()).to_dict()
 
 
 def _generated(platform: Platform, os_info: dict, patch: dict, agent: dict) -> list[GeneratedSource]:
@@ -145,7 +168,9 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     redactor = opts.redactor or Redactor()
 
     progress.step("Reading system facts")
-    os_info, patch, agent, fact_errors = _facts(platform)
+    facts = read_facts(platform)
+    os_info, patch, agent = facts.as_dict("os_info"), facts.as_dict("patch"), facts.as_dict("agent")
+    fact_errors = facts.errors
 
     with private_workspace() as work:
         staging = work / "payload"
@@ -172,7 +197,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
         if not collected_sources:
             exit_code = EXIT_NOTHING
 
-        lifecycle_verdict = None
+        lifecycle_verdict = judge(facts, opts.as_of)
         findings: list[dict] = []
         red_report = redactor.report()
         summary = build_summary(

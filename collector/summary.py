@@ -66,7 +66,7 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
     if life:
         add(_VERDICT_WORDS.get(life.get("status"), str(life.get("status"))).upper()
             if life.get("status") != "supported" else _VERDICT_WORDS["supported"])
-        product = " ".join(str(x) for x in (life.get("product"), life.get("cycle")) if x)
+        product = life.get("label") or " ".join(str(x) for x in (life.get("product"), life.get("cycle")) if x)
         if product:
             add(f"  Product: {product}   EOL: {life.get('eol_date') or 'n/a'}"
                 f"   Lifecycle data: {life.get('data_date')}")

@@ -87,6 +87,14 @@ def dpkg_installed(status: Path) -> dict[tuple[str, str], str]:
     return installed
 
 
+def dpkg_native_arch(status: Path) -> str:
+    """The architecture dpkg itself is built for, which is the system's native one."""
+    for stanza in iter_stanzas(iter_lines(status), frozenset({"Package", "Architecture"})):
+        if stanza.get("Package") == "dpkg":
+            return stanza.get("Architecture", "")
+    return ""
+
+
 @dataclass(frozen=True)
 class PendingUpdate:
     """One installed package for which a newer version is published."""

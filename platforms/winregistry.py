@@ -118,6 +118,19 @@ def filetime_to_datetime(filetime: int) -> Optional[datetime]:
         return None
 
 
+def control_set_name(current: Any) -> str:
+    """The ``ControlSet00N`` that ``HKLM\\SYSTEM\\Select`` value ``Current`` names;
+    ``CurrentControlSet`` is a link to it that only exists while Windows runs."""
+    if isinstance(current, int) and 0 < current < 1000:
+        return f"ControlSet{current:03d}"
+    return "ControlSet001"
+
+
+def _is_current_control_set(root: str, parts: Sequence[str]) -> bool:
+    return (root == "HKEY_LOCAL_MACHINE" and len(parts) >= 2 and fold(parts[0]) == "system"
+            and fold(parts[1]) == "currentcontrolset")
+
+
 def _ci_lookup(mapping: Mapping[str, Any], name: str) -> tuple[Optional[str], Any]:
     """(real name, entry) of ``name`` in ``mapping``, compared as Windows does."""
     if name in mapping:
@@ -141,6 +154,8 @@ class DictRegistryReader:
             "CurrentBuild": "22631", "UBR": 2861}}}}}}
 
     Root keys may be written short (``HKLM``) or long (``HKEY_LOCAL_MACHINE``).
+    ``HKLM\\SYSTEM\\CurrentControlSet`` follows ``SYSTEM\\Select\\Current`` as on Windows,
+    unless the tree spells out a ``CurrentControlSet`` key itself.
     """
 
     def __init__(self, tree: Mapping[str, Any]):
@@ -152,6 +167,12 @@ class DictRegistryReader:
 
     def _node(self, key: str) -> Optional[Mapping[str, Any]]:
         root, parts = split_key(key)
+        if _is_current_control_set(root, parts) and self._walk(root, parts[:2]) is None:
+            current = self.value(r"HKLM\SYSTEM\Select", "Current")
+            parts = [parts[0], control_set_name(current), *parts[2:]]
+        return self._walk(root, parts)
+
+    def _walk(self, root: str, parts: Sequence[str]) -> Optional[Mapping[str, Any]]:
         node: Any = self.tree.get(root)
         for part in parts:
             if not isinstance(node, Mapping):
@@ -573,16 +594,9 @@ class HiveRegistryReader:
         name = parts[0].upper()
         hive = self.hive(name)
         rest = parts[1:]
-        if hive is not None and name == "SYSTEM" and rest and fold(rest[0]) == "currentcontrolset":
-            rest = [self._current_control_set(hive)] + rest[1:]
+        if hive is not None and _is_current_control_set(root, parts):
+            rest = [control_set_name(hive.value(["Select"], "Current")), *rest[1:]]
         return hive, rest
-
-    @staticmethod
-    def _current_control_set(hive: RegfHive) -> str:
-        current = hive.value(["Select"], "Current")
-        if isinstance(current, int) and 0 < current < 1000:
-            return f"ControlSet{current:03d}"
-        return "ControlSet001"
 
     def value(self, key: str, name: str) -> Any:
         try:

@@ -225,33 +225,18 @@ def render(table: dict[str, Any]) -> str:
     def compact(value: Any) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
-    lines = ["{"]
-    top = sorted(table)
-    for i, key in enumerate(top):
-        comma = "," if i < len(top) - 1 else ""
-        if key != "products":
-            lines.append(f"{compact(key)}:{compact(table[key])}{comma}")
-            continue
-        lines.append(f'"products":{{')
-        names = sorted(table["products"])
-        for j, name in enumerate(names):
-            entry = table["products"][name]
-            lines.append(f"{compact(name)}:{{")
-            fields = sorted(entry)
-            for k, field in enumerate(fields):
-                fcomma = "," if k < len(fields) - 1 else ""
-                if field == "cycles":
-                    cycles = entry["cycles"]
-                    lines.append('"cycles":[')
-                    lines.extend(compact(c) + ("," if n < len(cycles) - 1 else "")
-                                 for n, c in enumerate(cycles))
-                    lines.append("]" + fcomma)
-                else:
-                    lines.append(f"{compact(field)}:{compact(entry[field])}{fcomma}")
-            lines.append("}" + ("," if j < len(names) - 1 else ""))
-        lines.append("}" + comma)
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    def block(opening: str, items: Iterable[str], closing: str) -> str:
+        return opening + "\n" + ",\n".join(items) + "\n" + closing
+
+    def product(entry: dict[str, Any]) -> str:
+        return block("{", (compact(key) + ":" + (block("[", map(compact, value), "]")
+                                                 if key == "cycles" else compact(value))
+                           for key, value in sorted(entry.items())), "}")
+
+    products = block("{", (compact(name) + ":" + product(entry)
+                           for name, entry in sorted(table["products"].items())), "}")
+    return block("{", (compact(key) + ":" + (products if key == "products" else compact(value))
+                       for key, value in sorted(table.items())), "}") + "\n"
 
 
 def build_table(source: Path, data_date: str) -> tuple[dict[str, Any], str]:
