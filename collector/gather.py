@@ -35,6 +35,7 @@ from .redact import Redactor, looks_binary
 from .sources import CommandSource, FileSource, GeneratedSource
 
 CHUNK = 1024 * 1024
+MIN_USEFUL = 4096          # a remaining bundle budget smaller than this is not worth a fragment
 STRUCTURED_LIMIT = 8 * 1024 * 1024
 MiB = 1024 * 1024
 
@@ -96,7 +97,12 @@ class Gatherer:
 
     def __init__(self, platform: Platform, staging: Path, redactor: Redactor,
                  limits: Limits | None = None,
-                 progress: Optional[Callable[[str, int], None]] = None):
+                 progress: Optional[Callable[[str, int], None]] = None,
+                 observe: Optional[Callable[[Artifact], Optional[object]]] = None):
+        """``observe(artifact)`` may return an object with ``feed(bytes)`` and ``close()``
+        that sees the redacted text of that artifact as it streams (health's log
+        statistics), so no file is read twice."""
+        self.observe = observe
         self.platform = platform
         self.staging = staging
         self.redactor = redactor
@@ -310,7 +316,7 @@ class Gatherer:
             self._write(art, [data], structured=source.redact)
             return
         cap = self._budget(art)
-        if cap <= 0:
+        if cap < min(MIN_USEFUL, size):
             self._cap_reached(art)
             return
         utf16 = _utf16_codec(head)
@@ -332,7 +338,7 @@ class Gatherer:
     def _copy_gzip(self, fh, size: int, art: Artifact, source: FileSource) -> None:
         """A rotated ``.gz`` log: decompressed (so it can be redacted and trimmed), newest tail kept."""
         cap = self._budget(art)
-        if cap <= 0:
+        if cap < MIN_USEFUL:
             self._cap_reached(art)
             return
         try:
@@ -416,10 +422,19 @@ class Gatherer:
                     self.progress(art.source, len(blob))
                 else:
                     scrubber = self.redactor.text_stream(art.name)
+                    watcher = self.observe(art) if self.observe else None
                     for chunk in chunks:
-                        emit(scrubber.feed(chunk))
+                        clean = scrubber.feed(chunk)
+                        emit(clean)
+                        if watcher and clean:
+                            watcher.feed(clean)
                         self.progress(art.source, len(chunk))
-                    emit(scrubber.close())
+                    tail = scrubber.close()
+                    emit(tail)
+                    if watcher:
+                        if tail:
+                            watcher.feed(tail)
+                        watcher.close()
                     art.redactions = {k: v for k, v in scrubber.hits.items() if v}
         except Skip:
             out_path.unlink(missing_ok=True)

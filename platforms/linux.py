@@ -388,8 +388,11 @@ class Linux(Platform):
         live systems whose lists apt compressed with lz4/zstd ask ``apt-get -s``."""
         lists = [p for p in self.inside(APT_LISTS).glob("*security*_Packages*") if p.is_file()]
         readable = [p for p in lists if pkgdb.compression_of(p) in pkgdb.READABLE_SUFFIXES]
-        if readable:
-            pending = pkgdb.newer_in_lists(pkgdb.dpkg_installed(self.inside(DPKG_STATUS)), readable)
+        installed = pkgdb.dpkg_installed(self.inside(DPKG_STATUS)) if readable else {}
+        if readable and not installed:
+            level.notes.append(f"pending security updates unknown: no installed package read from {DPKG_STATUS}")
+        elif readable:
+            pending = pkgdb.newer_in_lists(installed, readable)
             level.pending_security_updates = len(pending)
             level.pending_updates += [p.name for p in pending]
             level.notes.append(f"security updates from {len(readable)} security package list(s)")
@@ -464,16 +467,20 @@ class Linux(Platform):
         if not present:
             if self.inside("/etc/init.d/jcagent").is_file():
                 info.notes.append("SysV init script /etc/init.d/jcagent present (no systemd unit)")
-            elif not self.live:
+            else:
                 info.service_state = "absent"
             return
         if present[0].is_symlink() and os.readlink(present[0]) == "/dev/null":
             info.service_enabled = False
             info.notes.append(f"{AGENT_UNIT} is masked")
             return
-        wants = self.inside("/etc/systemd/system")
-        info.service_enabled = any(os.path.lexists(p) for p in wants.glob(f"*.wants/{AGENT_UNIT}"))
-        info.notes.append("service state unknown: read from unit files, systemd not asked")
+        # An enable link's target is an absolute path of the examined system: test
+        # the link itself, never what it points to on this machine.
+        config = self.inside("/etc/systemd/system")
+        info.service_enabled = any(os.path.lexists(config / folder / AGENT_UNIT)
+                                   for folder in self._entries("/etc/systemd/system")
+                                   if folder.endswith(".wants"))
+        info.notes.append("service state unknown: only the unit files could be read")
 
     # ------------------------------------------------------------------ users
     def local_users(self) -> list[tuple[str, str]]:

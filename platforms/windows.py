@@ -42,7 +42,8 @@ CURRENT_VERSION = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
 CBS = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing"
 CBS_PACKAGES = CBS + r"\Packages"
 CBS_REBOOT_PENDING = CBS + r"\RebootPending"
-WU_REBOOT_REQUIRED = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
+WU_REBOOT_REQUIRED = (r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate"
+                      r"\Auto Update\RebootRequired")
 SESSION_MANAGER = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager"
 ENVIRONMENT = SESSION_MANAGER + r"\Environment"
 COMPUTER_NAME = r"HKLM\SYSTEM\CurrentControlSet\Control\ComputerName\ComputerName"
@@ -296,7 +297,8 @@ class Windows(Platform):
             on_windows = sys.platform.startswith("win")
             registry = WinRegReader() if self.live and on_windows else HiveRegistryReader(self.root)
         self.registry: RegistryReader = registry
-        self.now = now or datetime.now(timezone.utc)
+        # Aware, so it compares with the UTC install times (a naive value is local time).
+        self.now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
 
     # helpers -------------------------------------------------------------------------
     @property
@@ -361,19 +363,17 @@ class Windows(Platform):
         level = PatchLevel()
         ubr = self.registry.value(CURRENT_VERSION, "UBR")
         level.ubr = ubr if isinstance(ubr, int) else None
+        cbs_installed, cbs_pending = cbs_hotfixes(self.registry)
         installed = self._hotfixes(level.notes)
-        cbs_pending: list[str] = []
-        if not installed:
-            installed, cbs_pending = cbs_hotfixes(self.registry)
-            if installed:
-                level.notes.append("hotfixes from Component Based Servicing packages in the registry")
-        else:
-            cbs_pending = cbs_hotfixes(self.registry)[1]
+        if not installed and cbs_installed:
+            installed = cbs_installed
+            level.notes.append("hotfixes from Component Based Servicing packages in the registry")
         level.pending_updates = [f"{kb} (install pending)" for kb in cbs_pending]
         latest = self.now + timedelta(days=1)
         for item in installed:
             if item.when and item.when > latest:
-                level.notes.append(f"{item.hotfix.id}: install date {item.when:%Y-%m-%d} is in the future; ignored")
+                level.notes.append(f"{item.hotfix.id}: install date {item.when:%Y-%m-%d} "
+                                   "is in the future; ignored")
                 item.hotfix.installed_on, item.when = None, None
         level.hotfixes = [item.hotfix for item in installed]
         instants = [item.when or datetime.combine(item.hotfix.installed_on, datetime.min.time(), timezone.utc)
@@ -572,11 +572,10 @@ class Windows(Platform):
         ]
 
     def never_collect(self) -> list[str]:
-        """The agent's identity files, wherever jcagent.conf says they are, and any key
-        or certificate container under the agent folders (fnmatch patterns)."""
+        """The agent's identity files, in Contrib and wherever jcagent.conf (and the conf
+        the registry names) says they are.  Exact paths: ``*.key``/``*.pem``/... by name
+        are refused centrally in ``collector.gather``."""
         paths = [CONTRIB + r"\client.key", CONTRIB + r"\client.crt", CONTRIB + r"\ca.crt"]
-        paths += [f"{folder}\\{pattern}" for folder in (CONTRIB, PROGRAM_FILES_JC, PROGRAM_DATA_JC)
-                  for pattern in ("*.key", "*.pem", "*.p12", "*.pfx")]
         for conf in self._agent_conf_paths():
             paths += self._identity_paths_in(conf)
         return list(dict.fromkeys(paths))

@@ -301,14 +301,18 @@ class HiveError(Exception):
 BASE_BLOCK_SIZE = 0x1000        # hive bins start here; every offset is relative to it
 BIG_DATA_SEGMENT = 16344        # bytes of value data per big-data segment
 MAX_VALUE_BYTES = 16 * 1024 * 1024   # larger values are refused, to keep memory bounded
+MAX_VALUES = 1 << 20            # values read per key at most
 _NK_COMP_NAME = 0x0020          # key name is Latin-1, not UTF-16LE
 _VK_COMP_NAME = 0x0001          # value name is Latin-1, not UTF-16LE
 _DATA_INLINE = 0x80000000       # data (<= 4 bytes) lives in the vk's offset field
 _NO_OFFSET = 0xFFFFFFFF
+INDEX_FROM = 32                 # keys with this many subkeys get a name -> offset index
+INDEX_BUDGET = 250_000          # names indexed per hive at most (a few tens of MB)
 
 
 @dataclass(frozen=True)
 class _KeyNode:
+    offset: int
     name: str
     subkey_count: int
     subkey_list: int
@@ -327,6 +331,11 @@ class _ValueRecord:
 class RegfHive:
     """One regf hive file, read through ``mmap`` so a hive of hundreds of MB costs
     page cache, not process memory.  Paths are lists of key names below the hive root.
+
+    Subkey lists are scanned, not binary-searched (a hive edited by other tools may
+    not keep them sorted); keys with many subkeys (CBS ``Packages`` has tens of
+    thousands) get a name index on first look-up so walking each of them stays
+    linear overall.  The index is capped at :data:`INDEX_BUDGET` names per hive.
     """
 
     def __init__(self, path: Path | str):
@@ -341,6 +350,8 @@ class RegfHive:
             self._file.close()
             raise
         self._size = size
+        self._index: dict[int, dict[str, int]] = {}
+        self._indexed = 0
         base = self._map[:512]
         if base[:4] != b"regf":
             self.close()
@@ -370,8 +381,9 @@ class RegfHive:
         self.close()
 
     # cells -------------------------------------------------------------------------
-    def _cell(self, offset: int) -> Optional[bytes]:
-        """The data of the allocated cell at ``offset`` (relative to the hive bins)."""
+    def _cell(self, offset: int, limit: int = 1024 * 1024) -> Optional[bytes]:
+        """The data of the allocated cell at ``offset`` (relative to the hive bins), at
+        most ``limit`` bytes of it: a corrupt size field cannot make a huge copy."""
         if offset == _NO_OFFSET or offset % 8:
             return None
         start = BASE_BLOCK_SIZE + offset
@@ -383,10 +395,10 @@ class RegfHive:
         end = start - size
         if end > self._size or -size < 8:
             return None
-        return self._map[start + 4:end]
+        return self._map[start + 4:min(end, start + 4 + limit)]
 
     def _key_node(self, offset: int) -> Optional[_KeyNode]:
-        cell = self._cell(offset)
+        cell = self._cell(offset, 76 + 0xFFFF)
         if cell is None or len(cell) < 76 or cell[:2] != b"nk":
             return None
         flags = struct.unpack_from("<H", cell, 2)[0]
@@ -396,12 +408,12 @@ class RegfHive:
         name_len, = struct.unpack_from("<H", cell, 72)
         raw = cell[76:76 + name_len]
         name = raw.decode("latin-1") if flags & _NK_COMP_NAME else _utf16(raw)
-        return _KeyNode(name, subkey_count, subkey_list, value_count, value_list)
+        return _KeyNode(offset, name, subkey_count, subkey_list, value_count, value_list)
 
     def _subkey_offsets(self, list_offset: int, depth: int = 0) -> Iterator[int]:
         """Key node offsets of a subkey list: lf/lh (offset, hint), li (offset), or an
         ri index whose elements are such lists (an ri never points to an ri)."""
-        cell = self._cell(list_offset)
+        cell = self._cell(list_offset, 4 + 8 * 0xFFFF)
         if cell is None or len(cell) < 4:
             return
         sig = cell[:2]
@@ -427,23 +439,39 @@ class RegfHive:
             if child is not None:
                 yield child
 
+    def _child(self, node: _KeyNode, name: str) -> Optional[_KeyNode]:
+        wanted = fold(name)
+        index = self._index.get(node.offset)
+        if index is None and node.subkey_count >= INDEX_FROM \
+                and self._indexed + node.subkey_count <= INDEX_BUDGET:
+            index = {}
+            for offset in self._subkey_offsets(node.subkey_list):
+                child = self._key_node(offset)
+                if child is not None:
+                    index.setdefault(fold(child.name), offset)
+            self._index[node.offset] = index
+            self._indexed += len(index)
+        if index is not None:
+            offset = index.get(wanted)
+            return None if offset is None else self._key_node(offset)
+        return next((c for c in self._children(node) if fold(c.name) == wanted), None)
+
     def _find(self, path: Sequence[str]) -> Optional[_KeyNode]:
         node = self._key_node(self.root_offset)
         for part in path:
             if node is None:
                 return None
-            wanted = fold(part)
-            node = next((c for c in self._children(node) if fold(c.name) == wanted), None)
+            node = self._child(node, part)
         return node
 
     def _value_records(self, node: _KeyNode) -> Iterator[_ValueRecord]:
         if not node.value_count:
             return
-        cell = self._cell(node.value_list)
+        cell = self._cell(node.value_list, 4 * min(node.value_count, MAX_VALUES))
         if cell is None:
             return
         for index in range(min(node.value_count, len(cell) // 4)):
-            vk = self._cell(struct.unpack_from("<I", cell, 4 * index)[0])
+            vk = self._cell(struct.unpack_from("<I", cell, 4 * index)[0], 20 + 0xFFFF)
             if vk is None or len(vk) < 20 or vk[:2] != b"vk":
                 continue
             name_len, size_field, data_offset, reg_type, flags = struct.unpack_from("<HIIIH", vk, 2)
@@ -459,7 +487,7 @@ class RegfHive:
             return b""
         if size > MAX_VALUE_BYTES:
             return None
-        cell = self._cell(record.data_offset)
+        cell = self._cell(record.data_offset, size)
         if cell is None:
             return None
         if size > BIG_DATA_SEGMENT and cell[:2] == b"db" and self.minor_version > 3:
@@ -471,13 +499,13 @@ class RegfHive:
         if len(db) < 8:
             return None
         count, list_offset = struct.unpack_from("<HI", db, 2)
-        segments = self._cell(list_offset)
+        segments = self._cell(list_offset, 4 * count)
         if segments is None:
             return None
         parts: list[bytes] = []
         remaining = size
         for index in range(min(count, len(segments) // 4)):
-            segment = self._cell(struct.unpack_from("<I", segments, 4 * index)[0])
+            segment = self._cell(struct.unpack_from("<I", segments, 4 * index)[0], BIG_DATA_SEGMENT)
             if segment is None:
                 return None
             chunk = segment[:min(remaining, BIG_DATA_SEGMENT)]

@@ -107,6 +107,8 @@ def windows_host(root: Path) -> Path:
     _w(root / "Windows/Temp/JumpCloud_AD_Integration.log", "2026-11-20 10:00:00 import ok\n")
     for name in ("client.key", "client.crt", "ca.crt", "Nested/deep.key"):
         _w(contrib / name, KEY_MARKER + "\n")
+    _w(root / "ProgramData/JumpCloud/Tray/alice/tray.log", "2026-11-20 10:00:00 tray up\n")
+    _w(root / "ProgramData/JumpCloud/Tray/alice/cache/identity.key", KEY_MARKER + "\n")
     return root
 
 

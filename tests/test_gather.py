@@ -12,13 +12,14 @@ from platforms.base import LiveRunner
 from tests.fakes import TreePlatform
 
 
-def gather(root, sources, tmp_path, limits=None, never=(), runner=None, progress=None, family="linux"):
+def gather(root, sources, tmp_path, limits=None, never=(), runner=None, progress=None, family="linux",
+           by_name=False):
     staging = tmp_path / "staging"
     staging.mkdir(exist_ok=True)
     platform = TreePlatform(root, sources, never=never, runner=runner, family=family)
     g = Gatherer(platform, staging, Redactor(), limits or Limits(), progress=progress)
     arts = g.run(platform.sources())
-    return {a.source: a for a in arts}, staging
+    return {a.name or a.source: a for a in arts} if by_name else {a.source: a for a in arts}, staging
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_utf16_windows_log_becomes_utf8(root, tmp_path):
     text = "2026-11-01 10:00:00 service started ü\r\n"
     (root / "var/log/jcagent.log").write_bytes(text.encode("utf-16"))
     arts, staging = gather(root, [log_source()], tmp_path)
-    assert (staging / "logs/agent/jcagent.log").read_text(encoding="utf-8") == text
+    assert (staging / "logs/agent/jcagent.log").read_bytes().decode("utf-8") == text
 
 
 def test_max_file_size_keeps_the_newest_whole_lines(root, tmp_path):
@@ -171,8 +172,8 @@ def test_rotated_gzip_log_is_decompressed_and_tail_capped(root, tmp_path):
 
 def test_bundle_cap_skips_what_does_not_fit_and_says_so(root, tmp_path):
     for i in range(3):
-        (root / "var/log" / f"jcagent.log.{i}").write_text("x" * 4000 + "\n")
-    arts, _ = gather(root, [log_source()], tmp_path, limits=Limits(max_bundle_size=6000))
+        (root / "var/log" / f"jcagent.log.{i}").write_text(("x" * 99 + "\n") * 60)
+    arts, _ = gather(root, [log_source()], tmp_path, limits=Limits(max_bundle_size=11000))
     statuses = [arts[f"/var/log/jcagent.log.{i}"] for i in range(3)]
     assert statuses[0].status == "collected" and not statuses[0].truncated
     assert statuses[1].truncated                      # the rest of the budget, newest part
@@ -210,9 +211,9 @@ def test_hung_command_is_killed_at_its_deadline(root, tmp_path):
 def test_command_missing_and_nonzero_exit(root, tmp_path):
     arts, staging = gather(root, [CommandSource(("no-such-command-xyz",), "x.txt", "commands"),
                                   CommandSource(("sh", "-c", "echo out; echo err >&2; exit 3"), "y.txt",
-                                                "commands")], tmp_path, runner=LiveRunner())
+                                                "commands")], tmp_path, runner=LiveRunner(), by_name=True)
     assert arts["no-such-command-xyz"].status == "absent"
-    y = arts["sh -c echo out; echo err >&2; exit 3"]
+    y = arts["commands/y.txt"]
     assert y.status == "collected" and y.errors == ["exit status 3"]
     assert (staging / "commands/y.txt.stderr").read_text() == "err\n"
 

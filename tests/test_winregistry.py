@@ -86,6 +86,16 @@ def test_dict_reader_is_case_insensitive_and_never_raises():
     assert reader.subkeys("") == []
 
 
+def test_dict_reader_follows_current_control_set_like_windows():
+    system = {"Select": {"Current": 2}, "ControlSet001": {"Services": {"a": {"Start": 4}}},
+              "ControlSet002": {"Services": {"a": {"Start": 2}}}}
+    reader = DictRegistryReader({"HKLM": {"SYSTEM": system}})
+    assert reader.value(r"HKLM\SYSTEM\CurrentControlSet\Services\a", "Start") == 2
+    spelled_out = DictRegistryReader({"HKLM": {"SYSTEM": {**system, "CurrentControlSet": {
+        "Services": {"a": {"Start": 3}}}}}})
+    assert spelled_out.value(r"HKLM\SYSTEM\CurrentControlSet\Services\a", "Start") == 3
+
+
 # --------------------------------------------------------------------------- regf parser
 
 
@@ -131,6 +141,35 @@ def test_many_subkeys_go_through_an_index_root(tmp_path):
         assert sorted(hive.subkey_names(["Packages"])) == sorted(names)
         assert hive.value(["packages", names[-1].upper()], "CurrentState") == 1200
         assert hive.value(["Packages", names[0]], "CurrentState") == 0
+
+
+def test_walking_every_subkey_of_a_big_key_stays_linear(tmp_path, monkeypatch):
+    """CBS Packages holds tens of thousands of subkeys; reading each by full path must not
+    rescan its siblings every time (that took minutes on a real-size key)."""
+    names = [f"Package_for_KB{4000000 + i}~31bf3856ad364e35~amd64~~1.0" for i in range(2000)]
+    write_volume_hives(tmp_path, {"HKLM": {"SOFTWARE": {"CBS": {"Packages": {
+        n: {"CurrentState": 0x70} for n in names}}}}})
+    parsed = 0
+    original = RegfHive._key_node
+
+    def counting(self, offset):
+        nonlocal parsed
+        parsed += 1
+        return original(self, offset)
+    monkeypatch.setattr(RegfHive, "_key_node", counting)
+    with HiveRegistryReader(tmp_path) as reader:
+        packages = r"HKLM\SOFTWARE\CBS\Packages"
+        states = [reader.value(packages + "\\" + n, "CurrentState") for n in reader.subkeys(packages)]
+    assert states == [0x70] * len(names)
+    assert parsed < 10 * len(names)            # a rescan per look-up would be ~ len(names) ** 2
+
+
+def test_index_budget_exhausted_falls_back_to_scanning(tmp_path, monkeypatch):
+    monkeypatch.setattr(wr, "INDEX_BUDGET", 10)
+    tree = {"Big": {f"k{i}": {"v": i} for i in range(100)}}
+    with read_hive(tmp_path, tree) as hive:
+        assert hive.value(["Big", "K99"], "v") == 99
+        assert hive._index == {}
 
 
 @pytest.mark.parametrize("kind", ["lf", "li", "lh"])
@@ -185,6 +224,18 @@ def test_oversized_values_are_refused(tmp_path, monkeypatch):
     with read_hive(tmp_path, {"K": {"Blob": b"y" * 5000, "Ok": b"z" * 10}}) as hive:
         assert hive.value(["K"], "Blob") is None
         assert hive.values(["K"]) == {"Ok": b"z" * 10}
+
+
+def test_a_corrupt_cell_size_cannot_cause_a_huge_read(tmp_path):
+    data = bytearray(HiveWriter().build({"Key": {"v": 1}, "Pad": {"Blob": b"p" * 200_000}}))
+    root = struct.unpack_from("<I", data, 36)[0]
+    struct.pack_into("<i", data, 4096 + root, -(len(data) - 4096 - root) // 8 * 8)   # spans the file
+    path = tmp_path / "HIVE"
+    path.write_bytes(bytes(data))
+    with RegfHive(path) as hive:
+        assert len(hive._cell(root, 100)) == 100
+        assert len(hive._cell(root)) <= 1024 * 1024
+        assert hive.value(["Key"], "v") == 1             # the root nk itself is still readable
 
 
 # --------------------------------------------------------------------------- volume reader

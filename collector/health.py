@@ -1,0 +1,454 @@
+"""Health findings: what is wrong with this machine's JumpCloud agent, and what to do.
+
+Each :class:`Finding` carries a severity, the evidence seen and a concrete
+remediation, so an admin can act before opening a ticket and an engineer reads
+the cause first.  Checks: agent installed, service running and enabled, process
+alive; agent log silent for over 24 h; the most frequent jcagent.log errors;
+clock skew against an HTTPS Date header (only when asked); the agent's client
+certificate expiry (read in memory, never copied, never its key); free space on
+the system and temp volumes (live only).  A check whose facts failed (``None``)
+is skipped, never guessed.
+
+Error lines, the rule :class:`LogStats` applies.  The one public jcagent.log
+sample reads ``2019/12/10 09:52:45 [932] [ERROR] failed to poll server: ...``.
+After the leading timestamp is stripped, a line is an error when its *level*
+says so: logrus ``level=error`` at its start or JSON ``"level":"error"``, or
+else the first level word among its first four tokens (brackets, colons, pipes
+ignored) is ERROR, ERR, FATAL, CRITICAL, CRIT, PANIC, ALERT, EMERG or SEVERE.
+A line whose first level word is INFO, DEBUG, WARN... is not ("[INFO] no error
+found"), nor is a line with no level word.  A line without a timestamp belongs
+to the record above it and takes its time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Callable, Optional
+
+from collector.logtime import line_timestamp
+from platforms import linux as _linux, macos as _macos, windows as _windows
+
+MAX_LINE = 8 * 1024           # bytes of one line looked at; the rest of a longer line is dropped
+MAX_KEY, MAX_EXAMPLE = 300, 500
+MAX_GROUPS = 5000             # distinct normalized error messages held at once
+SILENT_AFTER = RECENT = timedelta(hours=24)
+SKEW_WARNING, SKEW_ERROR = 60, 300           # seconds
+CERT_WARNING_DAYS = 30
+CERT_MAX_BYTES = CONF_MAX_BYTES = 1024 * 1024
+MIN_FREE_BYTES = 1 << 30
+ERROR_LEVELS = {"ERROR", "ERR", "FATAL", "CRITICAL", "CRIT", "PANIC", "ALERT", "EMERG", "SEVERE"}
+OTHER_LEVELS = {"INFO", "DEBUG", "TRACE", "WARN", "WARNING", "NOTICE"}
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+AGENT_CONF = {"linux": _linux.AGENT_CONF, "macos": _macos.AGENT_CONF, "windows": _windows.AGENT_CONF}
+AGENT_DIR = {"linux": _linux.AGENT_DIR, "macos": _macos.AGENT_DIR, "windows": _windows.CONTRIB}
+START = {   # start now and at every boot
+    "linux": "sudo systemctl enable --now jcagent",
+    "macos": "sudo launchctl enable system/com.jumpcloud.darwin-agent; sudo launchctl bootstrap system "
+             "/Library/LaunchDaemons/com.jumpcloud.darwin-agent.plist; "
+             "sudo launchctl kickstart -k system/com.jumpcloud.darwin-agent",
+    "windows": "PowerShell as Administrator: Set-Service jumpcloud-agent -StartupType Automatic; "
+               "Start-Service jumpcloud-agent (cmd: sc config jumpcloud-agent start= auto && "
+               "sc start jumpcloud-agent)",
+}
+RESTART = {
+    "linux": "sudo systemctl restart jcagent",
+    "macos": "sudo launchctl kickstart -k system/com.jumpcloud.darwin-agent",
+    "windows": "PowerShell as Administrator: Restart-Service jumpcloud-agent",
+}
+REINSTALL = ("Reinstall the agent: in the JumpCloud Admin Portal, DEVICE MANAGEMENT > Devices > (+) Device "
+             "gives the installer and command with your Connect Key; check the OS is listed in JumpCloud's "
+             'article "Agent Compatibility, System Requirements, and Impacts".')
+
+_STAMP = re.compile(
+    r'^\s*(?:\[|time=")?\s*(?:\d{2,4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\s?'
+    r'(?:Z|[+-]\d{2}:?\d{2})?|[A-Z][a-z]{2} {1,2}\d{1,2} \d{2}:\d{2}:\d{2})[\]"]?\s*')
+_LOGRUS_LEVEL = re.compile(r'level=("?)([A-Za-z]+)\1')
+_JSON_LEVEL = re.compile(r'"level"\s*:\s*"([A-Za-z]+)"')
+_PLACEHOLDERS = (   # order matters: the wider shapes first, bare numbers last
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<UUID>"),
+    (re.compile(r'(\bmsg=)?"[^"]*"|(?<!\w)\'[^\']*\''), None),     # logrus msg="..." is kept
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>"),
+    (re.compile(r"(?<![\w:.])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){3})(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}"
+                r"(?![\w:])", re.I), "<IP>"),
+    (re.compile(r"\b(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\b"), "<DUR>"),
+    (re.compile(r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*\b", re.I), None),    # hex runs >= 8, else numbers
+    (re.compile(r"\d+(?:\.\d+)?"), "<N>"),
+)
+
+
+@dataclass
+class Finding:
+    """One health problem.  ``id`` is stable (scripts key on it); ``severity`` is
+    ``error`` | ``warning`` | ``info``."""
+
+    id: str
+    severity: str
+    title: str
+    evidence: str
+    remediation: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- log statistics
+
+
+def is_error_line(message: str) -> bool:
+    """The module's error rule, on a line whose timestamp is already stripped."""
+    m = _JSON_LEVEL.search(message[:500]) if message.startswith("{") else _LOGRUS_LEVEL.match(message)
+    if m:
+        return m.group(m.lastindex).upper() in ERROR_LEVELS
+    for token in message.split(None, 4)[:4]:
+        word = token.strip("[]():|<>,").upper()
+        if word in ERROR_LEVELS or word in OTHER_LEVELS:
+            return word in ERROR_LEVELS
+    return False
+
+
+def _placeholder(m: re.Match) -> str:
+    """Quoted values (all but logrus's msg) and hex runs of 8 or more; shorter runs stay for <N>."""
+    text = m.group(0)
+    if text.startswith("msg="):
+        return text
+    if text[0] in "\"'":
+        return '"<S>"'
+    return "<HEX>" if len(text.removeprefix("0x").removeprefix("0X")) >= 8 else text
+
+
+def normalize(message: str) -> str:
+    """The message with its variable parts (UUIDs, quoted values, IPs, durations,
+    hex runs of 8 or more holding a digit, numbers) replaced by placeholders, so
+    repeats of one error group together.  logrus ``msg="..."`` is kept: it is the message."""
+    for pattern, repl in _PLACEHOLDERS:
+        message = pattern.sub(repl or _placeholder, message)
+    return " ".join(message.split())[:MAX_KEY]
+
+
+def _older(a: Optional[datetime], b: Optional[datetime]) -> Optional[datetime]:
+    return min(a, b) if a and b else a or b
+
+
+def _newer(a: Optional[datetime], b: Optional[datetime]) -> Optional[datetime]:
+    return max(a, b) if a and b else a or b
+
+
+@dataclass
+class _Group:
+    count: int
+    first: Optional[datetime]
+    last: Optional[datetime]
+    example: str
+
+
+class LogStats:
+    """Streaming accumulator over the (already redacted) bytes of jcagent.log files.
+
+    Memory is bounded whatever the input: a line keeps at most ``MAX_LINE`` bytes
+    and at most ``max_groups`` error groups are held.  When full, groups seen once
+    are evicted (or, if few, the least frequent tenth), so the frequent errors keep
+    exact counts; ``evicted`` says how many groups went.  Rotations may be fed in
+    any order (first/last seen are min/max); ``close()`` ends each file.
+    """
+
+    def __init__(self, now: datetime | None = None, top: int = 10, max_groups: int = MAX_GROUPS):
+        self.year_hint = (now or datetime.now()).year
+        self.top, self.max_groups = top, max_groups
+        self.lines = self.error_lines = self.evicted = 0
+        self.last_timestamp: Optional[datetime] = None
+        self.newest_error: Optional[datetime] = None
+        self._groups: dict[str, _Group] = {}
+        self._partial = b""
+        self._record_time: Optional[datetime] = None
+
+    def feed(self, data: bytes) -> None:
+        pieces = data.split(b"\n")
+        for piece in pieces[:-1]:
+            self._line((self._partial + piece[:MAX_LINE])[:MAX_LINE])
+            self._partial = b""
+        if len(self._partial) < MAX_LINE:
+            self._partial = (self._partial + pieces[-1][:MAX_LINE])[:MAX_LINE]
+
+    def close(self) -> None:
+        """End of one file: a last line without a newline counts, and the next
+        file's first lines do not inherit this file's record time."""
+        if self._partial:
+            self._line(self._partial)
+        self._partial, self._record_time = b"", None
+
+    def _line(self, raw: bytes) -> None:
+        self.lines += 1
+        stamp = line_timestamp(raw, self.year_hint)
+        if stamp is not None:
+            self._record_time = stamp
+            self.last_timestamp = _newer(self.last_timestamp, stamp)
+        text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+        message = _STAMP.sub("", text, count=1) if stamp is not None else text.lstrip()
+        if not is_error_line(message):
+            return
+        self.error_lines += 1
+        when = self._record_time
+        self.newest_error = _newer(self.newest_error, when)
+        key = normalize(message)
+        group = self._groups.get(key)
+        if group is None:
+            if len(self._groups) >= self.max_groups:
+                self._evict()
+            self._groups[key] = _Group(1, when, when, text.strip()[:MAX_EXAMPLE])
+        else:
+            group.count += 1
+            group.first, group.last = _older(group.first, when), _newer(group.last, when)
+
+    def _evict(self) -> None:
+        enough = max(1, self.max_groups // 10)
+        victims = [k for k, g in self._groups.items() if g.count == 1]
+        if len(victims) < enough:
+            victims = sorted(self._groups, key=lambda k: self._groups[k].count)[:enough]
+        for key in victims:
+            del self._groups[key]
+        self.evicted += len(victims)
+
+    def top_errors(self) -> list[dict]:
+        """The ``top`` most frequent error groups, most frequent first (newest first on ties)."""
+        ranked = sorted(self._groups.items(), key=lambda kv: (
+            -kv[1].count, -(kv[1].last.timestamp() if kv[1].last else 0), kv[0]))
+        return [{"message": key, "count": g.count, "first_seen": _iso(g.first),
+                 "last_seen": _iso(g.last), "example": g.example} for key, g in ranked[: self.top]]
+
+
+def _iso(value: Optional[datetime]) -> Optional[str]:
+    return value.isoformat() if value else None
+
+
+# --------------------------------------------------------------------------- agent files
+
+
+def jcagent_conf(platform) -> dict | None:
+    """jcagent.conf as a dict (bounded read), or None when absent or not JSON.
+    On Windows the conf the registry names (``ConfigFile``) is tried first."""
+    candidates = [AGENT_CONF.get(platform.family, _linux.AGENT_CONF)]
+    registry = getattr(platform, "registry", None)
+    named = registry.value(_windows.JC_AGENT_KEY, "ConfigFile") if registry is not None else None
+    if isinstance(named, str) and re.match(r"^[A-Za-z]:\\", named):
+        candidates.insert(0, named)
+    for path in candidates:
+        text = platform.read_text(path, limit=CONF_MAX_BYTES)
+        try:
+            conf = json.loads(text.lstrip("\ufeff")) if text else None
+        except ValueError:
+            continue
+        if isinstance(conf, dict):
+            return conf
+    return None
+
+
+def agent_file_path(platform, conf: dict | None, key: str, default_name: str) -> str:
+    """The system path jcagent.conf gives under ``key`` (``clientCrt``), relative
+    names taken from the agent directory, else the agent directory's default file."""
+    folder = AGENT_DIR.get(platform.family, _linux.AGENT_DIR)
+    sep = "\\" if platform.family == "windows" else "/"
+    value = (conf or {}).get(key)
+    value = value.strip() if isinstance(value, str) else ""
+    absolute = re.match(r"^[A-Za-z]:\\|^\\\\", value) if sep == "\\" else value.startswith("/")
+    return value if absolute else f"{folder.rstrip(sep)}{sep}{value or default_name}"
+
+
+def _read_bounded(platform, system_path: str, limit: int) -> bytes:
+    """A regular file's bytes under the root, never through a final symlink.
+    Raises OSError (FileNotFoundError when absent) or ValueError (not regular, too big)."""
+    resolve = getattr(platform, "inside", None) or platform.path   # Linux follows links inside the root
+    fd = os.open(resolve(system_path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return data
+
+
+def _certificate(data: bytes):
+    from cryptography import x509
+
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _agent_findings(platform, agent) -> list[Finding]:
+    family = platform.family if platform.family in START else "linux"
+    if agent.installed is False:
+        return [Finding("agent-not-installed", "error", "The JumpCloud agent is not installed",
+                        "no agent program, configuration or service was found", REINSTALL)]
+    boot = {True: "yes", False: "no"}.get(agent.service_enabled, "unknown")
+    seen = f"service {agent.service_name or 'of the agent'}: {agent.service_state}, starts at boot: {boot}"
+    seen += f" ({'; '.join(agent.notes)})" if agent.notes else ""
+    out = []
+    if agent.installed and agent.service_state == "absent":
+        out.append(Finding("agent-service-missing", "error", "The agent's service is not registered", seen,
+                           "The agent's files are present but no service runs them. " + REINSTALL))
+    elif agent.service_state == "stopped":
+        out.append(Finding("agent-service-stopped", "error", "The JumpCloud agent service is stopped", seen,
+                           f"Start it and make it start at boot: {START[family]}"))
+    elif agent.service_enabled is False:
+        out.append(Finding("agent-service-disabled", "warning", "The agent service does not start at boot",
+                           seen, f"Enable it so it survives a restart: {START[family]}"))
+    if platform.live and agent.installed and not agent.processes \
+            and agent.service_state in ("running", "unknown"):
+        out.append(Finding("agent-process-missing", "warning", "No JumpCloud agent process is running",
+                           seen + "; no agent process in the process list",
+                           f"Restart the agent: {RESTART[family]}. If it exits again, the last lines "
+                           "of jcagent.log say why."))
+    return out
+
+
+def _log_findings(stats: LogStats, now: datetime) -> list[Finding]:
+    out = []
+    if stats.last_timestamp is not None and stats.last_timestamp < now - SILENT_AFTER:
+        hours = (now - stats.last_timestamp).total_seconds() / 3600
+        out.append(Finding("agent-log-silent", "warning", "The agent has not logged for over 24 hours",
+                           f"newest jcagent.log line: {stats.last_timestamp.isoformat()}, {hours:.0f} h "
+                           f"before {now.isoformat(timespec='seconds')}",
+                           "A healthy agent logs every few minutes: check that its service runs and "
+                           "restart it; a full disk or an unwritable log file also stops logging."))
+    top = stats.top_errors()
+    if top:
+        recent = stats.newest_error is not None and stats.newest_error >= now - RECENT
+        lines = [f"{e['count']}x {e['message']} (first {e['first_seen'] or 'unknown'}, "
+                 f"last {e['last_seen'] or 'unknown'})" for e in top[:5]]
+        if stats.evicted:
+            lines.append(f"({stats.evicted} rare messages were dropped from the count)")
+        out.append(Finding("agent-log-errors", "warning" if recent else "info",
+                           f"{stats.error_lines} error lines in jcagent.log"
+                           + ("" if recent else ", none in the last 24 hours"), "\n".join(lines),
+                           "Start with the most frequent message: TLS or x509 errors point at the clock "
+                           "or an inspecting proxy; dial, timeout, EOF or DNS errors at the network (the "
+                           "agent needs HTTPS to the endpoints JumpCloud lists in \"Agent Compatibility, "
+                           "System Requirements, and Impacts\")."))
+    return out
+
+
+def _default_http_get(url: str) -> dict:
+    import requests
+
+    return dict(requests.head(url, timeout=5, verify=True, allow_redirects=False).headers)
+
+
+def _clock_findings(url: str, http_get: Callable[[str], dict], now: datetime) -> list[Finding]:
+    """The server's Date header against ``now``, which must be the real clock here."""
+    try:
+        headers = {k.lower(): v for k, v in http_get(url).items()}
+        server = parsedate_to_datetime(headers["date"])
+    except Exception as exc:   # network, TLS or header trouble: say so, never guess
+        return [Finding("clock-check-failed", "info", "The clock could not be checked",
+                        f"{url}: {type(exc).__name__}: {exc}",
+                        "Check that this machine reaches the URL over HTTPS, or leave out --online.")]
+    server = server if server.tzinfo else server.replace(tzinfo=timezone.utc)
+    mine = now.astimezone(timezone.utc)
+    skew = (mine - server).total_seconds()
+    if abs(skew) <= SKEW_WARNING:
+        return []
+    return [Finding("clock-skew", "error" if abs(skew) > SKEW_ERROR else "warning",
+                    f"The clock is {abs(skew):.0f} s {'ahead' if skew > 0 else 'behind'}",
+                    f"local {mine.isoformat(timespec='seconds')}; {url} says {headers['date']}",
+                    "The agent's TLS and TOTP codes fail when the clock is off. Turn on network time: "
+                    "Linux `sudo timedatectl set-ntp true`; macOS System Settings > General > Date & Time "
+                    "> Set time automatically (or `sudo sntp -sS time.apple.com`); Windows `w32tm "
+                    "/resync` as Administrator.")]
+
+
+def _cert_findings(platform, agent, now: datetime) -> list[Finding]:
+    conf = jcagent_conf(platform)
+    path = agent_file_path(platform, conf, "clientCrt", "client.crt")
+    unchecked = "The agent's client certificate could not be checked"
+    if path.lower().endswith((".key", ".p12", ".pfx")) or path == agent_file_path(
+            platform, conf, "clientKey", "client.key"):
+        return [Finding("agent-cert-unchecked", "info", unchecked,
+                        f"clientCrt names {path}, a key file: not read", "Check jcagent.conf's clientCrt.")]
+    try:
+        cert = _certificate(_read_bounded(platform, path, CERT_MAX_BYTES))
+    except FileNotFoundError:
+        if agent is None or not agent.installed:
+            return []
+        return [Finding("agent-cert-missing", "warning", "The agent has no client certificate",
+                        f"{path} not found", "The agent never registered or lost its identity. " + REINSTALL)]
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return [Finding("agent-cert-unchecked", "info", unchecked, f"{path}: {why}",
+                        "Run jcdiag as root / Administrator; a damaged file means reinstalling the agent.")]
+    expires = cert.not_valid_after_utc
+    days = (expires - now.astimezone(timezone.utc)).total_seconds() / 86400
+    evidence = f"{path}: subject {cert.subject.rfc4514_string()}, valid until {expires.isoformat()}"
+    restart = RESTART.get(platform.family, RESTART["linux"])
+    if days < 0:
+        return [Finding("agent-cert-expired", "error", "The agent's client certificate has expired",
+                        f"{evidence} ({-days:.0f} days ago)",
+                        f"The agent cannot authenticate to JumpCloud. Restart it ({restart}) so it can "
+                        "renew; if the date does not move, " + REINSTALL[0].lower() + REINSTALL[1:])]
+    if days <= CERT_WARNING_DAYS:
+        return [Finding("agent-cert-expiring", "warning",
+                        f"The agent's client certificate expires in {days:.0f} days", evidence,
+                        f"Keep the agent running and online so it renews the certificate ({restart}); "
+                        "if the date does not move within days, send this bundle to JumpCloud support.")]
+    return []
+
+
+def volume_free(path: str) -> tuple[int, int]:
+    """(device id, free bytes) of the volume holding ``path``; a seam for tests."""
+    import psutil
+
+    return os.stat(path).st_dev, psutil.disk_usage(path).free
+
+
+def _disk_findings(platform) -> list[Finding]:
+    volumes = {"system volume": platform.root.anchor or str(platform.root),
+               "temp volume": tempfile.gettempdir()}
+    out, seen = [], set()
+    for label, path in volumes.items():
+        try:
+            device, free = volume_free(path)
+        except OSError:
+            continue
+        if device in seen:
+            continue
+        seen.add(device)
+        if free < MIN_FREE_BYTES:
+            out.append(Finding("low-disk-space", "error", f"Less than 1 GiB free on the {label}",
+                               f"{path}: {free / (1 << 20):.0f} MiB free",
+                               "Free space (empty the trash and temp folders, remove old logs and "
+                               "installers): the agent cannot update, log or keep its state otherwise."))
+    return out
+
+
+def findings(platform, os_info, patch, agent, log_stats: LogStats | None, now: datetime,
+             online_url: str | None = None, http_get=None) -> list[Finding]:
+    """Every health finding for this machine, errors first.
+
+    ``os_info``/``patch``/``agent`` may be None when that fact failed: the checks
+    needing it are skipped (none needs ``os_info`` or ``patch`` yet).  ``now`` is
+    naive local time or aware; log times are naive local.  The clock check runs
+    only with ``online_url``, against ``now``: pass the real clock then, not --as-of.
+    """
+    local_now = now.astimezone().replace(tzinfo=None) if now.tzinfo else now
+    out: list[Finding] = []
+    if agent is not None:
+        out += _agent_findings(platform, agent)
+    if log_stats is not None:
+        out += _log_findings(log_stats, local_now)
+    if online_url:
+        out += _clock_findings(online_url, http_get or _default_http_get, now)
+    if agent is None or agent.installed is not False:
+        out += _cert_findings(platform, agent, now)
+    if platform.live:
+        out += _disk_findings(platform)
+    return sorted(out, key=lambda f: SEVERITY_ORDER.get(f.severity, 3))

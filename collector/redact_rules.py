@@ -1,0 +1,688 @@
+"""Secret scrubbing rules: loaded from data, compiled into one fast matcher.
+
+The rules live in one place, ``collector/data/redaction_rules.json``: each has an
+``id``, a ``description``, the ``version`` that last changed it and one or more
+*matchers*.  The matcher types are few and generic, so new secrets are new data,
+not new code:
+
+``regex``
+    A pattern run on the **lower-cased** bytes (so ``Password`` and ``PASSWORD``
+    are one case), beginning with one of its ``triggers`` (lower-case literals).
+    The ``secret`` group (default: the whole match) is replaced.  ``verify`` is a
+    case-sensitive pattern the original secret must match (``AKIA...``);
+    ``not_after`` / ``not_before`` are character classes that must not touch the
+    match; ``then`` names a ``context`` rule to run on the same line.
+``key``
+    Key/value structure in free text (``key=value``, ``key: value``,
+    ``"key": "value"``, ``--key value``, ``<key>value</key>``): a key name that
+    contains a ``key_triggers`` word is normalised (lower case, no ``-_.``) and
+    classified by ``keys`` / ``keys_raw`` / ``exclude`` regexes.  The same
+    classification drives the structured JSON / INI redactor in ``redact.py``.
+``pem``
+    PEM private key blocks, one line or many (the scanner keeps state across
+    lines and chunks).
+``url-userinfo``
+    ``scheme://user:password@host``.
+``context``
+    A case-sensitive pattern redacted only on a line where rule ``when`` hit
+    (40-character AWS secret next to an access key id).
+
+Speed comes from never running the full pattern over every byte: one
+``bytes.find`` pass per trigger literal (each runs at GB/s) finds the few places
+worth a look, and the combined pattern is only *matched* there.  See
+``scripts/bench_redact.py``.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+#: A replacement: bytes ``[start, end)`` of the scanned block become ``replacement``;
+#: ``rule_id`` is counted in the report (None for parts of a hit already counted).
+Span = tuple[int, int, bytes, Optional[str]]
+
+ELLIPSIS = "\u2026".encode()
+
+# Upper bound on what one match may cover.  Every pattern is bounded by it, which
+# is what lets a line longer than the scanner's window be cut safely.
+MAX_MATCH = 24 * 1024
+
+MATCHER_TYPES = ("regex", "key", "pem", "url-userinfo", "context")
+
+
+class RuleError(ValueError):
+    """The rule data is malformed; the message names the rule and the field."""
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One redaction rule as the data describes it."""
+
+    id: str
+    description: str
+    version: str
+    match: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class RuleSet:
+    """A validated rule set; :meth:`load` reads the shipped one."""
+
+    version: str
+    rules: tuple[Rule, ...]
+    marker: str = "[REDACTED:{id}]"
+    keep_prefixes: tuple[str, ...] = ()
+    keep_prefix_min_length: int = 16
+    placeholder_values: frozenset[str] = frozenset()
+    keep_keys: frozenset[str] = frozenset()
+    file_extensions: frozenset[str] = frozenset()
+    two_word_key_prefixes: frozenset[str] = frozenset()
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> "RuleSet":
+        """The rules in ``path``, or the shipped default rules."""
+        if path is None:
+            text = resources.files("collector.data").joinpath("redaction_rules.json").read_text("utf-8")
+            where = "collector/data/redaction_rules.json"
+        else:
+            text = Path(path).read_text("utf-8")
+            where = str(path)
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise RuleError(f"{where}: not valid JSON: {exc}") from None
+        return cls.from_dict(doc, where=where)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "rules") -> "RuleSet":
+        """Validate ``doc`` (the JSON document) into a rule set; raise :class:`RuleError`."""
+        if not isinstance(doc, Mapping):
+            raise RuleError(f"{where}: the document must be a JSON object")
+        version = doc.get("version")
+        if not isinstance(version, str) or not version:
+            raise RuleError(f"{where}: 'version' must be a non-empty string")
+        raw_rules = doc.get("rules")
+        if not isinstance(raw_rules, list) or not raw_rules:
+            raise RuleError(f"{where}: 'rules' must be a non-empty list")
+        rules: list[Rule] = []
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_rules):
+            rule = _validate_rule(raw, f"{where}: rule #{index + 1}")
+            if rule.id in seen:
+                raise RuleError(f"{where}: rule id {rule.id!r} is used twice")
+            seen.add(rule.id)
+            rules.append(rule)
+        for rule in rules:
+            for m in rule.match:
+                ref = m.get("then") or m.get("when")
+                if ref and ref not in seen:
+                    raise RuleError(f"{where}: rule {rule.id!r} refers to unknown rule {ref!r}")
+        marker = doc.get("marker", "[REDACTED:{id}]")
+        if "{id}" not in marker:
+            raise RuleError(f"{where}: 'marker' must contain {{id}}")
+        prefixes = tuple(doc.get("keep_prefixes", ()))
+        if any(len(p) > 4 for p in prefixes):
+            raise RuleError(f"{where}: keep_prefixes may keep at most 4 characters of a secret")
+        return cls(
+            version=version,
+            rules=tuple(rules),
+            marker=marker,
+            keep_prefixes=prefixes,
+            keep_prefix_min_length=int(doc.get("keep_prefix_min_length", 16)),
+            placeholder_values=frozenset(v.lower() for v in doc.get("placeholder_values", ())),
+            keep_keys=frozenset(_normalise_key(k) for k in doc.get("keep_keys", ())),
+            file_extensions=frozenset(e.lower() for e in doc.get("file_extensions", ())),
+            two_word_key_prefixes=frozenset(w.lower() for w in doc.get("two_word_key_prefixes", ())),
+        )
+
+    def describe(self) -> list[dict[str, str]]:
+        """id, description and version of every rule, for the redaction report."""
+        return [{"id": r.id, "description": r.description, "version": r.version} for r in self.rules]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rules)
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> RuleSet:
+    """The shipped rule set (read once)."""
+    return RuleSet.load()
+
+
+def _validate_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise RuleError(f"{where}: must be an object")
+    rid = raw.get("id")
+    if not isinstance(rid, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", rid):
+        raise RuleError(f"{where}: 'id' must be lower-case kebab-case, got {rid!r}")
+    where = f"{where} ({rid})"
+    for name in ("description", "version"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise RuleError(f"{where}: {name!r} must be a non-empty string")
+    matchers = raw.get("match")
+    if not isinstance(matchers, list) or not matchers:
+        raise RuleError(f"{where}: 'match' must be a non-empty list")
+    for m in matchers:
+        _validate_matcher(m, where)
+    return Rule(rid, raw["description"], raw["version"], tuple(dict(m) for m in matchers))
+
+
+def _compile(pattern: str, where: str, what: str) -> re.Pattern[bytes]:
+    try:
+        return re.compile(pattern.encode())
+    except (re.error, UnicodeEncodeError) as exc:
+        raise RuleError(f"{where}: {what} does not compile: {exc}") from None
+
+
+def _validate_matcher(m: Any, where: str) -> None:
+    if not isinstance(m, Mapping) or m.get("type") not in MATCHER_TYPES:
+        raise RuleError(f"{where}: each matcher needs a 'type' among {', '.join(MATCHER_TYPES)}")
+    kind = m["type"]
+    triggers = m.get("key_triggers" if kind == "key" else "triggers", [])
+    if kind != "context":
+        if not triggers or any(not isinstance(t, str) or not t or t != t.lower() for t in triggers):
+            raise RuleError(f"{where}: a {kind} matcher needs non-empty lower-case triggers")
+    if kind == "regex":
+        pattern = m.get("pattern")
+        if not isinstance(pattern, str):
+            raise RuleError(f"{where}: regex matcher needs a 'pattern'")
+        rx = _compile(pattern, where, "pattern")
+        extra = set(rx.groupindex) - {"secret"}
+        if extra:
+            raise RuleError(f"{where}: only the group name 'secret' is allowed, found {sorted(extra)}")
+        if not _starts_with_trigger(pattern, triggers):
+            raise RuleError(f"{where}: pattern must begin with one of its triggers {triggers}")
+        for name in ("verify",):
+            if m.get(name) is not None:
+                _compile(m[name], where, name)
+        for name in ("not_after", "not_before"):
+            if m.get(name) is not None:
+                _compile(f"[{m[name]}]", where, name)
+    elif kind == "key":
+        for name in ("keys", "keys_raw", "exclude"):
+            for p in m.get(name, []):
+                try:
+                    re.compile(p)
+                except re.error as exc:
+                    raise RuleError(f"{where}: {name} entry {p!r} does not compile: {exc}") from None
+        if not m.get("keys") and not m.get("keys_raw"):
+            raise RuleError(f"{where}: key matcher needs 'keys' or 'keys_raw'")
+    elif kind == "pem":
+        for name in ("begin", "end"):
+            if not isinstance(m.get(name), str):
+                raise RuleError(f"{where}: pem matcher needs {name!r}")
+            _compile(m[name], where, name)
+        if not _starts_with_trigger(m["begin"], triggers):
+            raise RuleError(f"{where}: pem 'begin' must begin with one of its triggers")
+    elif kind == "context":
+        if not isinstance(m.get("pattern"), str) or not isinstance(m.get("when"), str):
+            raise RuleError(f"{where}: context matcher needs 'pattern' and 'when'")
+        _compile(m["pattern"], where, "pattern")
+
+
+def _starts_with_trigger(pattern: str, triggers: Sequence[str]) -> bool:
+    """True when every match of ``pattern`` begins with a trigger: the pattern starts
+    with a trigger literal, or with a group ``(?:t1|t2)`` of trigger literals."""
+    if any(pattern.startswith(t) or pattern.startswith(re.escape(t)) for t in triggers):
+        return True
+    group = re.match(r"\(\?:([^()]*)\)", pattern)
+    return bool(group) and all(alt in triggers or re.sub(r"\\(.)", r"\1", alt) in triggers
+                               for alt in group.group(1).split("|"))
+
+
+_KEY_NORMALISE = re.compile(r"[-_. '\"]")
+
+
+def _normalise_key(name: str) -> str:
+    return _KEY_NORMALISE.sub("", name.lower().lstrip("-"))
+
+
+def _byte_table(char_class: Optional[str]) -> Optional[bytes]:
+    """A 256-entry membership table for a regex character class (fast per-byte checks)."""
+    if not char_class:
+        return None
+    rx = re.compile(f"[{char_class}]".encode())
+    return bytes(1 if rx.match(bytes([b])) else 0 for b in range(256))
+
+
+# ----------------------------------------------------------------------------- matcher
+
+@dataclass
+class ScanState:
+    """What the scanner carries from one block of lines to the next."""
+
+    pem: bool = False            # inside a multi-line PEM private key block
+    aws_carry: bool = False      # the unfinished line (a long-line piece) held an AWS key id
+
+    def copy(self) -> "ScanState":
+        return ScanState(self.pem, self.aws_carry)
+
+
+@dataclass(frozen=True)
+class KeyClass:
+    """What a key name classifies as: the rule and the options of its matcher."""
+
+    rule_id: str
+    space_separator_min_length: int = 0
+    skip_path_values: bool = False
+
+
+@dataclass(frozen=True)
+class _KeyMatcher:
+    rule_id: str
+    keys: tuple[re.Pattern[str], ...]
+    keys_raw: tuple[re.Pattern[str], ...]
+    exclude: tuple[re.Pattern[str], ...]
+    cls: KeyClass
+
+
+# Values of a key/value pair, in the order tried: \"escaped\", "double", 'single',
+# an unterminated quote (to end of line), or a bare word (trailing brackets left out).
+_KV_VALUE = (
+    rb'(?:\\"(?P<kv1>(?:[^\\"\r\n]|\\[^"\r\n]){0,8192})\\"'
+    rb'|"(?P<kv2>(?:[^"\\\r\n]|\\[^\r\n]){0,8192})"'
+    rb"|'(?P<kv3>[^'\r\n]{0,8192})'"
+    rb'|["\'](?P<kv4>[^\r\n]{1,8192})'
+    rb'|(?P<kv5>[^\s"\'&,;{\[][^\s"\'&,;]{0,8191}?)(?=[)\]}>]{0,64}(?:[\s"\'&,;]|$))'
+    rb')'
+)
+_KV_TAIL = (
+    rb"(?P<kvrest>[a-z0-9_.-]{0,64})(?P<kvq>\\?[\"'])?"
+    rb"(?:(?P<kvsep>[ \t]{0,8}(?:=>|[:=])[ \t]{0,8}|[ \t]{1,8})\[?" + _KV_VALUE +
+    rb"|>(?P<kv6>[^<\r\n]{1,8192})(?=</))"
+)
+_NAME_BACK = re.compile(rb"[a-z0-9_.-]{0,64}")
+_WORD_BACK = re.compile(rb"[a-z]{1,16}")
+_PATHLIKE = re.compile(rb"(?:/|~/|\.{1,2}[/\\]|[a-z]:[\\/]|\\\\|%[a-z_]+%)[^\s]*\Z", re.I)
+_USERINFO_BAD = re.compile(rb"[\s/\"'<>\\]")
+_AUTHORITY_END = re.compile(rb"[\s/?#\"'<>]")
+_PEM_BODY = re.compile(
+    rb"[ \t]*(?:[A-Za-z0-9+/=]{1,200}|(?i:proc-type|dek-info|comment|version|hash):[^\r\n]*)?[ \t]*\r?")
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/]{40,}={0,2}")
+_ALL_STARS = re.compile(rb"\*+|x{3,}|#{3,}", re.I)
+
+
+class Matcher:
+    """The compiled form of a :class:`RuleSet` (plus run-time keywords).
+
+    :meth:`scan` looks at a block of complete lines (or a piece of a very long
+    line) and returns what to replace; it never allocates per byte, only per hit.
+    """
+
+    def __init__(self, rules: RuleSet, keywords: Sequence[str] = ()):
+        self.rules = rules
+        self._markers: dict[str, bytes] = {}
+        self._keep_prefixes = tuple(p.encode() for p in rules.keep_prefixes)
+        self._placeholders = frozenset(v.encode() for v in rules.placeholder_values)
+        self._key_matchers: list[_KeyMatcher] = []
+        self._key_cache: dict[str, Optional[KeyClass]] = {}
+        self._contexts: dict[str, list[tuple[str, re.Pattern[bytes]]]] = {}
+        literals: set[bytes] = set()
+        alternatives: list[bytes] = []
+        handlers: list[Callable[..., Optional[int]]] = []
+        key_triggers: list[str] = []
+
+        def add(pattern: bytes, handler: Callable[..., Optional[int]]) -> None:
+            tag = f"h{len(handlers)}".encode()
+            alternatives.append(b"(?:" + pattern + b")(?P<" + tag + b">)")
+            handlers.append(handler)
+
+        for rule in rules.rules:
+            self._markers[rule.id] = rules.marker.format(id=rule.id).encode()
+            for m in rule.match:
+                kind = m["type"]
+                if kind == "regex":
+                    group = f"s{len(handlers)}"
+                    pattern = m["pattern"].encode()
+                    has_secret = b"(?P<secret>" in pattern
+                    pattern = pattern.replace(b"(?P<secret>", f"(?P<{group}>".encode())
+                    add(pattern, self._regex_handler(rule.id, m, group if has_secret else None))
+                    literals.update(t.encode() for t in m["triggers"])
+                elif kind == "pem":
+                    self._pem_end = re.compile(m["end"].encode())
+                    self._pem_rule = rule.id
+                    add(m["begin"].encode(), self._pem_handler)
+                    literals.update(t.encode() for t in m["triggers"])
+                elif kind == "url-userinfo":
+                    self._url_rule = rule.id
+                    add(b"@", self._url_handler)
+                    literals.add(b"@")
+                elif kind == "key":
+                    key_triggers.extend(t for t in m["key_triggers"] if t not in key_triggers)
+                    self._key_matchers.append(_KeyMatcher(
+                        rule.id,
+                        tuple(re.compile(p) for p in m.get("keys", [])),
+                        tuple(re.compile(p) for p in m.get("keys_raw", [])),
+                        tuple(re.compile(p) for p in m.get("exclude", [])),
+                        KeyClass(rule.id, int(m.get("space_separator_min_length", 0)),
+                                 bool(m.get("skip_path_values", False))),
+                    ))
+                elif kind == "context":
+                    self._contexts.setdefault(m["when"], []).append(
+                        (rule.id, re.compile(m["pattern"].encode())))
+        if key_triggers:
+            trig = b"|".join(re.escape(t.encode()) for t in sorted(key_triggers, key=len, reverse=True))
+            add(b"(?:" + trig + b")" + _KV_TAIL, self._kv_handler)
+            literals.update(t.encode() for t in key_triggers)
+        self.keywords = tuple(dict.fromkeys(k.strip().lower() for k in keywords if k and k.strip()))
+        if self.keywords:
+            self._markers["keyword"] = rules.marker.format(id="keyword").encode()
+            for word in sorted(self.keywords, key=len, reverse=True):
+                add(re.escape(word.encode()), self._keyword_handler)
+                literals.add(word.encode())
+        self._rx = re.compile(b"|".join(alternatives))
+        self._handlers: dict[int, Callable[..., Optional[int]]] = {
+            self._rx.groupindex[f"h{i}"]: h for i, h in enumerate(handlers)}
+        # A literal that starts with a shorter one is found at the same places by it.
+        ordered = sorted(literals, key=len)
+        self._literals = tuple(lit for i, lit in enumerate(ordered)
+                               if not any(lit.startswith(short) for short in ordered[:i]))
+        g = self._rx.groupindex
+        self._kv_groups = tuple(g[f"kv{i}"] for i in range(1, 7))
+        self._kv_rest = g.get("kvrest")
+        self._kv_sep = g.get("kvsep")
+
+    # -- public helpers (shared with the structured redactor) ----------------------
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(self._markers)
+
+    def classify_key(self, name: str) -> Optional[KeyClass]:
+        """The rule a key name falls under (None: not a secret).
+
+        ``systemKey`` (an identifier) and ``clientKey`` (a file path) are kept by
+        ``keep_keys``; file names (``password.txt``) are never keys.
+        """
+        cached = self._key_cache.get(name)
+        if cached is not None or name in self._key_cache:
+            return cached
+        result = self._classify(name)
+        if len(self._key_cache) < 4096:
+            self._key_cache[name] = result
+        return result
+
+    def _classify(self, name: str) -> Optional[KeyClass]:
+        core = name.strip().strip("'\"").lstrip("-")
+        norm = _normalise_key(core)
+        if not norm or norm in self.rules.keep_keys:
+            return None
+        if "." in core and core.rsplit(".", 1)[1].lower() in self.rules.file_extensions:
+            return None
+        for km in self._key_matchers:
+            if any(p.search(norm) for p in km.keys) or any(p.search(core) for p in km.keys_raw):
+                if any(x.search(norm) for x in km.exclude):
+                    continue
+                return km.cls
+        return None
+
+    def is_placeholder(self, value: bytes) -> bool:
+        """Values that hold no secret (empty, true/false/null, ``****``, already redacted)."""
+        v = value.strip().lower()
+        return (v in self._placeholders or _ALL_STARS.fullmatch(v) is not None
+                or b"redacted:" in v)
+
+    def replacement(self, rule_id: str, secret: bytes) -> bytes:
+        """What a secret becomes: the marker, after a known public prefix of a long one."""
+        marker = self._markers[rule_id]
+        if len(secret) >= self.rules.keep_prefix_min_length:
+            for prefix in self._keep_prefixes:
+                if secret.startswith(prefix):
+                    return prefix + ELLIPSIS + marker
+        return marker
+
+    # -- scanning ------------------------------------------------------------------
+    def scan(self, orig: bytes, state: ScanState,
+             extents: Optional[list[tuple[int, int]]] = None) -> list[Span]:
+        """Spans to replace in ``orig`` (complete lines, or a piece of a long line).
+
+        ``state`` is updated for the next block.  ``extents`` (when given) receives
+        the full extent of every accepted match, which the long-line cutter uses to
+        avoid cutting through one.
+        """
+        low = orig.lower()
+        n = len(orig)
+        spans: list[Span] = []
+        ctx_lines: list[int] = []
+        if state.aws_carry:
+            ctx_lines.append(0)
+        pos = 0
+        if state.pem:
+            pos = self._pem_body(orig, low, 0, spans, state)
+        positions: list[int] = []
+        find = low.find
+        for lit in self._literals:
+            p = find(lit)
+            while p >= 0:
+                positions.append(p)
+                p = find(lit, p + 1)
+        if positions:
+            positions.sort()
+            match = self._rx.match
+            handlers = self._handlers
+            for p in positions:
+                if p < pos:
+                    continue
+                m = match(low, p)
+                if m is None:
+                    continue
+                nxt = handlers[m.lastindex](orig, low, m, spans, state, extents, ctx_lines)
+                if nxt is None:
+                    continue
+                pos = nxt
+                if state.pem:
+                    pos = self._pem_body(orig, low, pos, spans, state)
+        if ctx_lines:
+            self._context_pass(orig, spans, ctx_lines, extents)
+        last_nl = orig.rfind(b"\n")
+        state.aws_carry = bool(ctx_lines) and ctx_lines[-1] > last_nl and not orig.endswith(b"\n")
+        return spans
+
+    def _context_pass(self, orig: bytes, spans: list[Span], ctx_lines: list[int],
+                      extents: Optional[list[tuple[int, int]]]) -> None:
+        """Redact context rules (AWS secret next to a key id) on the lines that need it."""
+        patterns = [pair for rules in self._contexts.values() for pair in rules]
+        if not patterns:
+            return
+        spans.sort()
+        starts = [s[0] for s in spans]
+        done: set[int] = set()
+        added = False
+        for p in ctx_lines:
+            ls = orig.rfind(b"\n", 0, p) + 1 if p else 0
+            if ls in done:
+                continue
+            done.add(ls)
+            le = orig.find(b"\n", p)
+            le = len(orig) if le < 0 else le
+            for rule_id, rx in patterns:
+                for cm in rx.finditer(orig, ls, le):
+                    s, e = cm.span()
+                    i = bisect.bisect_right(starts, s)
+                    if i and spans[i - 1][1] > s or i < len(spans) and spans[i][0] < e:
+                        continue       # overlaps something already redacted
+                    spans.insert(i, (s, e, self.replacement(rule_id, cm.group()), rule_id))
+                    starts.insert(i, s)
+                    added = True
+                    if extents is not None:
+                        extents.append((s, e))
+        if added:
+            spans.sort()
+
+    # -- handlers: (orig, low, m, spans, state, extents, ctx_lines) -> next pos | None
+    def _regex_handler(self, rule_id: str, spec: Mapping[str, Any], group: Optional[str]):
+        not_after = _byte_table(spec.get("not_after"))
+        not_before = _byte_table(spec.get("not_before"))
+        verify = re.compile(spec["verify"].encode()) if spec.get("verify") else None
+        then = spec.get("then")
+
+        def handle(orig, low, m, spans, state, extents, ctx_lines):
+            start, end = m.start(), m.end()
+            if not_after is not None and start and not_after[low[start - 1]]:
+                return None
+            if not_before is not None and end < len(low) and not_before[low[end]]:
+                return None
+            s, e = m.span(group) if group else (start, end)
+            if s < 0:
+                return None
+            secret = orig[s:e]
+            if verify is not None and not verify.fullmatch(secret):
+                return None
+            if self.is_placeholder(secret):
+                return end
+            spans.append((s, e, self.replacement(rule_id, secret), rule_id))
+            if extents is not None:
+                extents.append((start, end))
+            if then:
+                ctx_lines.append(start)
+            return end
+
+        return handle
+
+    def _keyword_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+        s, e = m.start(), m.end()
+        spans.append((s, e, self._markers["keyword"], "keyword"))
+        if extents is not None:
+            extents.append((s, e))
+        return e
+
+    def _url_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+        at = m.start()
+        q = low.rfind(b"://", max(0, at - 1024), at)
+        if q < 0:
+            return None
+        ui_start = q + 3
+        userinfo = low[ui_start:at]
+        if _USERINFO_BAD.search(userinfo):
+            return None
+        end = _AUTHORITY_END.search(low, at + 1)
+        if low.find(b"@", at + 1, end.start() if end else len(low)) >= 0:
+            return None     # the last '@' of the authority ends the password
+        colon = userinfo.find(b":")
+        if colon < 0 or ui_start + colon + 1 == at:
+            return None
+        s = ui_start + colon + 1
+        secret = orig[s:at]
+        if self.is_placeholder(secret):
+            return at + 1
+        spans.append((s, at, self.replacement(self._url_rule, secret), self._url_rule))
+        if extents is not None:
+            extents.append((q, at + 1))
+        return at + 1
+
+    def _pem_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+        begin_end = m.end()
+        nl = low.find(b"\n", begin_end)
+        line_end = len(low) if nl < 0 else nl
+        content_end = line_end - 1 if line_end > begin_end and low[line_end - 1] == 13 else line_end
+        em = self._pem_end.search(low, begin_end, min(content_end, begin_end + MAX_MATCH))
+        marker = self._markers[self._pem_rule]
+        if em is not None:
+            spans.append((begin_end, em.start(), marker, self._pem_rule))
+            if extents is not None:
+                extents.append((m.start(), em.end()))
+            return em.end()
+        spans.append((begin_end, content_end, marker, self._pem_rule))
+        if extents is not None:
+            extents.append((m.start(), line_end))
+        state.pem = True
+        return line_end + 1 if nl >= 0 else line_end
+
+    def _pem_body(self, orig: bytes, low: bytes, pos: int, spans: list[Span], state: ScanState) -> int:
+        """Drop the lines of an open PEM block until its END line (or until the text
+        plainly stops looking like one: then the key was cut short and the log goes on)."""
+        n = len(orig)
+        while state.pem and pos < n:
+            nl = orig.find(b"\n", pos)
+            line_end = n if nl < 0 else nl
+            em = self._pem_end.search(low, pos, min(line_end, pos + MAX_MATCH))
+            if em is not None:
+                if em.start() > pos:
+                    spans.append((pos, em.start(), b"", None))
+                state.pem = False
+                return em.start()
+            nxt = line_end + 1 if nl >= 0 else n
+            if _PEM_BODY.fullmatch(orig, pos, line_end):
+                spans.append((pos, nxt, b"", None))
+            else:
+                runs = list(_B64_RUN.finditer(orig, pos, line_end))
+                if not runs:
+                    state.pem = False
+                    return pos
+                for r in runs:
+                    spans.append((r.start(), r.end(), b"", None))
+            pos = nxt
+        return pos
+
+    def _kv_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+        # Ordered so the common harmless candidates ("Token refreshed", "systemKey=")
+        # are turned down with the least work.
+        regs = m.regs
+        p = m.start()
+        vgroup = 0
+        for g in self._kv_groups:
+            if regs[g][0] >= 0:
+                vgroup = g
+                break
+        if not vgroup:
+            return None
+        vs, ve = regs[vgroup]
+        ks = p - _NAME_BACK.match(low[max(0, p - 64):p][::-1]).end()
+        xml = vgroup == self._kv_groups[5]
+        spaced = not xml and low[regs[self._kv_sep][0]:regs[self._kv_sep][1]].strip() == b""
+        if spaced and ve - vs < 20 and low[ks:ks + 1] != b"-":
+            return None                          # "token refreshed": not a flag, too short for a key
+        if ks >= 2 and low[ks - 1] == 32:        # "connect key: ..." - two-word key names
+            w = _WORD_BACK.match(low[max(0, ks - 17):ks - 1][::-1])
+            if w and low[ks - 1 - w.end():ks - 1].decode() in self.rules.two_word_key_prefixes:
+                ks = ks - 1 - w.end()
+        before = low[ks - 1] if ks else 0
+        if before in (47, 92):                   # '/' or '\': a file path, not a key
+            return None
+        if xml and before != 60:                 # <key>value</key>
+            return None
+        cls = self.classify_key(orig[ks:regs[self._kv_rest][1]].decode("latin-1"))
+        if cls is None:
+            return None
+        if spaced and low[ks:ks + 1] != b"-" and not (
+                cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length):
+            return None                          # "--password value" / "connect key <40 chars>" only
+        value = orig[vs:ve]
+        if self.is_placeholder(value):
+            return m.end()
+        if cls.skip_path_values and _PATHLIKE.match(value):
+            return None
+        spans.append((vs, ve, self.replacement(cls.rule_id, value), cls.rule_id))
+        if extents is not None:
+            extents.append((ks, m.end()))
+        return m.end()
+
+
+def assemble(orig: bytes, spans: Iterable[Span]) -> bytes:
+    """``orig`` with ``spans`` (sorted, not overlapping) replaced."""
+    out: list[bytes] = []
+    last = 0
+    for s, e, repl, _ in spans:
+        out.append(orig[last:s])
+        out.append(repl)
+        last = e
+    if not out:
+        return orig
+    out.append(orig[last:])
+    return b"".join(out)
+
+
+@lru_cache(maxsize=8)
+def _matcher_for(rules: RuleSet, keywords: tuple[str, ...]) -> Matcher:
+    return Matcher(rules, keywords)
+
+
+def compile_rules(rules: Optional[RuleSet] = None, keywords: Sequence[str] = ()) -> Matcher:
+    """A (cached) matcher for ``rules`` (default: the shipped rules) and keywords."""
+    return _matcher_for(rules or default_rules(), tuple(keywords))
