@@ -244,6 +244,7 @@ class Gatherer:
         art = Artifact(dest, system_path, source.collector, "collected")
         try:
             target = self._check_path(path, real_folder)
+            self._seen_real.add(os.path.normcase(os.path.realpath(target)))   # one record per file
             fd, st = _open_regular(target, nofollow=True)
         except Duplicate:
             return
@@ -266,7 +267,6 @@ class Gatherer:
             art.reason = "never collected: same file as agent key material (hard link)"
             self._record(art)
             return
-        self._seen_real.add(os.path.normcase(target))
         art.source_size = st.st_size
         with os.fdopen(fd, "rb") as fh:
             try:

@@ -70,6 +70,7 @@ _STAMP = re.compile(
     r'^\s*(?:\[|time=")?\s*(?:\d{2,4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\s?'
     r'(?:Z|[+-]\d{2}:?\d{2})?|[A-Z][a-z]{2} {1,2}\d{1,2} \d{2}:\d{2}:\d{2})[\]"]?\s*')
 _LOGRUS_LEVEL = re.compile(r'level=("?)([A-Za-z]+)\1')
+_MAYBE_ERROR = re.compile(rb"(?i)err|fatal|crit|panic|alert|emerg|severe")
 _JSON_LEVEL = re.compile(r'"level"\s*:\s*"([A-Za-z]+)"')
 _PLACEHOLDERS = (   # order matters: the wider shapes first, bare numbers last
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<UUID>"),
@@ -127,6 +128,7 @@ def normalize(message: str) -> str:
     """The message with its variable parts (UUIDs, quoted values, IPs, durations,
     hex runs of 8 or more holding a digit, numbers) replaced by placeholders, so
     repeats of one error group together.  logrus ``msg="..."`` is kept: it is the message."""
+    message = message[: 4 * MAX_KEY]          # enough for the key; long lines stay cheap
     for pattern, repl in _PLACEHOLDERS:
         message = pattern.sub(repl or _placeholder, message)
     return " ".join(message.split())[:MAX_KEY]
@@ -165,23 +167,31 @@ class LogStats:
         self.last_timestamp: Optional[datetime] = None
         self.newest_error: Optional[datetime] = None
         self._groups: dict[str, _Group] = {}
-        self._partial = b""
+        self._partial = bytearray()
         self._record_time: Optional[datetime] = None
 
     def feed(self, data: bytes) -> None:
         pieces = data.split(b"\n")
         for piece in pieces[:-1]:
-            self._line((self._partial + piece[:MAX_LINE])[:MAX_LINE])
-            self._partial = b""
-        if len(self._partial) < MAX_LINE:
-            self._partial = (self._partial + pieces[-1][:MAX_LINE])[:MAX_LINE]
+            if self._partial:
+                self._keep(piece)
+                piece = bytes(self._partial)
+                self._partial.clear()
+            self._line(piece[:MAX_LINE])
+        self._keep(pieces[-1])
+
+    def _keep(self, piece: bytes) -> None:
+        room = MAX_LINE - len(self._partial)
+        if room > 0:
+            self._partial += piece[:room]
 
     def close(self) -> None:
         """End of one file: a last line without a newline counts, and the next
         file's first lines do not inherit this file's record time."""
         if self._partial:
-            self._line(self._partial)
-        self._partial, self._record_time = b"", None
+            self._line(bytes(self._partial))
+        self._partial.clear()
+        self._record_time = None
 
     def _line(self, raw: bytes) -> None:
         self.lines += 1
@@ -189,6 +199,8 @@ class LogStats:
         if stamp is not None:
             self._record_time = stamp
             self.last_timestamp = _newer(self.last_timestamp, stamp)
+        if not _MAYBE_ERROR.search(raw):     # most lines: no level word of an error at all
+            return
         text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
         message = _STAMP.sub("", text, count=1) if stamp is not None else text.lstrip()
         if not is_error_line(message):

@@ -132,33 +132,59 @@ def test_open_errors_are_one_line_and_exit_1(keys, tmp_path):
     assert json.loads(insp.stdout)["bundle_id"] == bundle.stem
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a collector as another user")
+def _collect_as_unprivileged(opts):
+    """Run the pipeline in a forked child that is not root (root reads everything)."""
+    from collector.pipeline import collect
+    if os.geteuid() != 0:
+        r = collect(opts)
+        return {"exit": r.exit_code, "json": r.to_json()}
+    result_file = opts.output / "result.json"
+    for codec in ("utf-16-le", "utf-16-be", "utf-16", "utf-8", "latin-1", "ascii"):
+        "warm".encode(codec)      # the stdlib under /root is unreadable for nobody: load before fork
+    pid = os.fork()
+    if pid == 0:                                      # child: become nobody, collect, report
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            r = collect(opts)
+            result_file.write_text(json.dumps({"exit": r.exit_code, "json": r.to_json()}))
+            code = 0
+        except BaseException:
+            import traceback
+            (opts.output / "error.txt").write_text(traceback.format_exc())
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    error = opts.output / "error.txt"
+    assert os.waitstatus_to_exitcode(status) == 0, error.read_text() if error.exists() else ""
+    data = json.loads(result_file.read_text())
+    result_file.unlink()
+    return data
+
+
 def test_unreadable_file_is_recorded_and_the_run_goes_on(tmp_path, keys):
     import tempfile
+    from collector.envelope import load_recipient_file
+    from collector.pipeline import CollectOptions
     base = Path(tempfile.mkdtemp(dir="/tmp"))
-    os.chmod(base, 0o755)
     try:
+        os.chmod(base, 0o755)
         root = HOSTS["linux"](base / "root")
-        (root / "var/log/jcagent.log.1").chmod(0o600)      # root-only
         for p in [root, *root.rglob("*")]:
-            if p != root / "var/log/jcagent.log.1":
-                p.chmod(0o755 if p.is_dir() else 0o644)
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (root / "var/log/jcagent.log.1").chmod(0o000 if os.geteuid() else 0o600)   # root-only
         out = base / "out"
-        out.mkdir(mode=0o777)
+        out.mkdir()
         out.chmod(0o777)
-        pub = base / "pub.pem"
-        pub.write_bytes(keys[1].read_bytes())
-        pub.chmod(0o644)
-        r = subprocess.run([sys.executable, "-m", "collector", "collect", "--root", str(root),
-                            "--platform", "linux", "--recipient", str(pub), "--output", str(out),
-                            "--json"], capture_output=True, text=True, cwd=REPO, user=65534,
-                           env={**os.environ, "HOME": str(base)}, timeout=120)
-        assert r.returncode == 3, r.stderr
-        result = json.loads(r.stdout)
-        failed = result["failed_collectors"]
+        opts = CollectOptions(output=out, platform="linux", root=str(root),
+                              recipients=[load_recipient_file(keys[1])])
+        data = _collect_as_unprivileged(opts)
+        assert data["exit"] == 3
+        failed = data["json"]["failed_collectors"]
         assert [f["source"] for f in failed] == ["/var/log/jcagent.log.1"]
         assert "permission denied" in failed[0]["reason"]
-        assert Path(result["path"]).exists()
+        assert Path(data["json"]["path"]).exists()
     finally:
         subprocess.run(["rm", "-rf", str(base)])
 
