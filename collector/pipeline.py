@@ -156,6 +156,10 @@ def _generated(platform: Platform, os_info: dict, patch: dict, agent: dict) -> l
 
 def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> CollectResult:
     progress = progress or Progress()
+    if opts.review is not None and opts.review.exists() and (
+            not opts.review.is_dir() or any(opts.review.iterdir())):
+        raise CollectError(f"review directory {opts.review} is not an empty folder; give a new or "
+                           "empty one")
     if opts.review is None:
         if not opts.recipients and not opts.password:
             raise CollectError("no recipient key and no password: give --recipient PEM (or --server "
@@ -181,7 +185,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
         progress.step("Collecting agent files and command outputs")
         gatherer.run(platform.sources())
         gatherer.run(_generated(platform, os_info, patch, agent))
-        report = opts.report
+        report = _scrubbed_report(redactor, opts.report)
         for path in opts.attachments:
             gatherer.attach(path)
         report.attachments = [a.name.split("/", 1)[1] for a in gatherer.artifacts
@@ -228,6 +232,15 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     return result
 
 
+def _scrubbed_report(redactor: Redactor, report: IssueReport) -> IssueReport:
+    """The admin's own words go through the same scrubber: people paste tokens into tickets."""
+    def clean(text: str) -> str:
+        return redactor.scrub_bytes("report.json", text.encode("utf-8")).decode("utf-8", "replace")
+    return IssueReport(description=clean(report.description), steps_taken=clean(report.steps_taken),
+                       noticed_at=report.noticed_at, severity=report.severity,
+                       resources=[clean(r) for r in report.resources])
+
+
 _FIRST = ("SUMMARY.txt", "summary.json", "report.json", "manifest.json", "redaction.json")
 
 
@@ -264,8 +277,6 @@ def _write_documents(staging: Path, summary: dict, report: IssueReport, artifact
 
 def _write_review(staging: Path, review: Path) -> Path:
     """The one explicit plaintext output: exactly what the bundle would hold."""
-    if review.exists() and any(review.iterdir()):
-        raise CollectError(f"review directory {review} is not empty; give a new or empty folder")
     review.mkdir(parents=True, exist_ok=True)
     os.chmod(review, 0o700)
     for item in staging.iterdir():

@@ -356,6 +356,13 @@ class Pseudonymizer:
     def _spans(self, block: bytes) -> list[tuple[int, int, bytes, str]]:
         low = block.lower()
         taken = _Intervals()
+        marker = low.find(b"[redacted:")            # what the secret rules wrote stays as it is
+        while marker >= 0:
+            end = low.find(b"]", marker)
+            end = len(low) if end < 0 else end + 1
+            taken.add(marker, end)
+            taken.payload[marker] = None
+            marker = low.find(b"[redacted:", end)
         for finder in (self._emails, self._fqdns, self._known_names, self._ipv6s, self._macs,
                        self._ipv4s, self._keywords):
             for s, e, repl, kind in finder(block, low):

@@ -186,20 +186,30 @@ class TextScrubber:
 
     # -- internals -------------------------------------------------------------
     def _sniff(self, data: bytes, final: bool) -> bytes:
-        """Hold back the first bytes until the encoding is known."""
+        """Hold back the first bytes until the encoding is known.
+
+        Decided on the first bytes only, so every chunking decides alike: a UTF-16
+        BOM decides at once, two leading non-NUL bytes mean "not UTF-16" at once,
+        otherwise the first ``_SNIFF_BYTES`` bytes decide.
+        """
         self._sniff_buf += data
-        if len(self._sniff_buf) < _SNIFF_BYTES and not final:
+        sample = self._sniff_buf
+        if len(sample) < 2 and not final:
             return b""
-        sample, self._sniff_buf = self._sniff_buf, b""
+        bom = sample[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        if not bom and len(sample) >= 2 and sample[0] and sample[1]:
+            encoding = None
+        elif not bom and len(sample) < _SNIFF_BYTES and not final:
+            return b""
+        else:
+            encoding = utf16_encoding(sample[:_SNIFF_BYTES])
+        self._sniff_buf = b""
         self._sniffing = False
-        encoding = utf16_encoding(sample)
         if encoding is None:
             return sample
         self.encoding = encoding
-        for bom in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            if sample.startswith(bom):
-                sample = sample[2:]
-                break
+        if bom:
+            sample = sample[2:]
         self._decoder = codecs.getincrementaldecoder(encoding)("replace")
         return self._decoder.decode(sample, final=final).encode("utf-8")
 

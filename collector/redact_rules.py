@@ -385,9 +385,10 @@ class Matcher:
         self._literals = tuple(lit for i, lit in enumerate(ordered)
                                if not any(lit.startswith(short) for short in ordered[:i]))
         g = self._rx.groupindex
-        self._kv_groups = tuple(g[f"kv{i}"] for i in range(1, 7))
-        self._kv_rest = g.get("kvrest")
-        self._kv_sep = g.get("kvsep")
+        if key_triggers:
+            self._kv_groups = tuple(g[f"kv{i}"] for i in range(1, 7))
+            self._kv_rest = g["kvrest"]
+            self._kv_sep = g["kvsep"]
 
     # -- public helpers (shared with the structured redactor) ----------------------
     @property
