@@ -133,12 +133,7 @@ def collect(case_id, output, recipients, password_file, since, max_file_size, ma
 
     interactive = _interactive(yes, as_json, quiet)
     try:
-        if root is None and platform_name is not None:
-            from platforms import current_family
-            if platform_name != current_family():
-                raise click.UsageError("--platform other than this OS needs --root DIR")
-        if root is not None and not Path(root).is_dir():
-            raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
+        _check_root(root, platform_name)
         since_dt = _when(since, "--since", parse_when)
         noticed = _when(noticed_at, "--noticed-at", parse_when)
         as_of_date = _date(as_of)
@@ -286,6 +281,75 @@ class _TtyProgress(_LogProgress):
             self.label = ""
 
 
+# --------------------------------------------------------------------------- check
+
+CHECK_EXIT_HELP = """\b
+Exit codes:
+  0  supported, no error finding
+  1  failure
+  2  usage error
+  3  the machine needs action (End of Life, unpatched, or an error finding)"""
+
+
+@main.command(epilog=CHECK_EXIT_HELP)
+@click.option("--root", metavar="DIR", help="Judge another system's files (mounted disk, fixture tree).")
+@click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
+              help="OS of the files under --root (default: this OS).")
+@click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
+@click.option("--online", is_flag=True, help="Also check the clock against --online-url's Date header.")
+@click.option("--online-url", default="https://console.jumpcloud.com", show_default=True, metavar="URL",
+              help="HTTPS URL whose Date header the clock is compared with.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def check(root, platform_name, as_of, online, online_url, as_json):
+    """End-of-Life and patch verdict, and agent health findings; no bundle."""
+    import platforms
+    from .pipeline import check as run_check
+
+    _check_root(root, platform_name)
+    as_of_date = _date(as_of)
+    try:
+        result = run_check(platforms.get_platform(platform_name, root), as_of_date,
+                           online_url if online else None)
+    except OSError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(result.to_json())
+    else:
+        click.echo(render_check(result.lifecycle, result.findings), nl=False)
+    sys.exit(result.exit_code)
+
+
+def render_check(life: dict, findings: list[dict]) -> str:
+    """The verdict and a findings table, for people."""
+    lines = [f"Lifecycle: {str(life.get('status', 'unknown')).upper()}"
+             + (f"  {life['label']}" if life.get("label") else "")
+             + (f"  (EOL {life['eol_date']}" + (f", {life['days_to_eol']} days)" if life.get('days_to_eol')
+                                                   is not None else ")") if life.get("eol_date") else "")]
+    lines += [f"  - {r}" for r in life.get("reasons", [])]
+    lines.append("")
+    if not findings:
+        lines.append("Findings: none")
+        return "\n".join(lines) + "\n"
+    width = max(len(f.get("title", "")) for f in findings)
+    lines.append(f"{'SEVERITY':<9} {'FINDING':<{width}}  EVIDENCE")
+    for f in findings:
+        evidence = str(f.get("evidence", "")).splitlines() or [""]
+        lines.append(f"{f.get('severity', ''):<9} {f.get('title', ''):<{width}}  {evidence[0]}")
+        lines += [f"{'':<9} {'':<{width}}  {e}" for e in evidence[1:]]
+        if f.get("remediation"):
+            lines.append(f"{'':<9} fix: {f['remediation']}")
+    return "\n".join(lines) + "\n"
+
+
+def _check_root(root: Optional[str], platform_name: Optional[str]) -> None:
+    if root is None and platform_name is not None:
+        from platforms import current_family
+        if platform_name != current_family():
+            raise click.UsageError("--platform other than this OS needs --root DIR")
+    if root is not None and not Path(root).is_dir():
+        raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
+
+
 # --------------------------------------------------------------------------- keys and bundles
 
 
@@ -372,3 +436,7 @@ def open_cmd(bundle_path, key_path, password_file, to_dir, as_json):
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+from .cli_transfer import fetch, intake_group, upload  # noqa: E402
+for _command in (upload, fetch, intake_group):
+    main.add_command(_command)

@@ -48,7 +48,7 @@ SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 AGENT_CONF = {"linux": _linux.AGENT_CONF, "macos": _macos.AGENT_CONF, "windows": _windows.AGENT_CONF}
 AGENT_DIR = {"linux": _linux.AGENT_DIR, "macos": _macos.AGENT_DIR, "windows": _windows.CONTRIB}
-START = {   # start now and at every boot
+START = {   # start now and at every boot, per OS
     "linux": "sudo systemctl enable --now jcagent",
     "macos": "sudo launchctl enable system/com.jumpcloud.darwin-agent; sudo launchctl bootstrap system "
              "/Library/LaunchDaemons/com.jumpcloud.darwin-agent.plist; "
@@ -72,16 +72,16 @@ _STAMP = re.compile(
 _LOGRUS_LEVEL = re.compile(r'level=("?)([A-Za-z]+)\1')
 _MAYBE_ERROR = re.compile(rb"(?i)err|fatal|crit|panic|alert|emerg|severe")
 _JSON_LEVEL = re.compile(r'"level"\s*:\s*"([A-Za-z]+)"')
-_PLACEHOLDERS = (   # order matters: the wider shapes first, bare numbers last
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<UUID>"),
-    (re.compile(r'(\bmsg=)?"[^"]*"|(?<!\w)\'[^\']*\''), None),     # logrus msg="..." is kept
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>"),
-    (re.compile(r"(?<![\w:.])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){3})(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}"
-                r"(?![\w:])", re.I), "<IP>"),
-    (re.compile(r"\b(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\b"), "<DUR>"),
-    (re.compile(r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*\b", re.I), None),    # hex runs >= 8, else numbers
-    (re.compile(r"\d+(?:\.\d+)?"), "<N>"),
-)
+_VARIABLE = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (   # first wins
+    ("UUID", r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
+    ("S", r'(?:\bmsg=)?"[^"]*"|(?<!\w)\'[^\']*\''),
+    ("IP", r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|(?<![\w:.])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){3})"
+           r"(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?![\w:])"),
+    ("DUR", r"\b(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\b"),
+    ("HEX", r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*\b"),
+    ("N", r"\d+(?:\.\d+)?"),
+)), re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -115,23 +115,20 @@ def is_error_line(message: str) -> bool:
 
 
 def _placeholder(m: re.Match) -> str:
-    """Quoted values (all but logrus's msg) and hex runs of 8 or more; shorter runs stay for <N>."""
-    text = m.group(0)
-    if text.startswith("msg="):
-        return text
-    if text[0] in "\"'":
-        return '"<S>"'
-    return "<HEX>" if len(text.removeprefix("0x").removeprefix("0X")) >= 8 else text
+    kind, text = m.lastgroup, m.group(0)
+    if kind == "S":        # logrus's msg="..." is the message itself: keep it, normalized
+        return 'msg="' + _VARIABLE.sub(_placeholder, text[5:-1]) + '"' if text[:4] == "msg=" else '"<S>"'
+    if kind == "HEX" and len(text.removeprefix("0x").removeprefix("0X")) < 8:
+        return _NUMBER.sub("<N>", text)
+    return f"<{kind}>"
 
 
 def normalize(message: str) -> str:
     """The message with its variable parts (UUIDs, quoted values, IPs, durations,
     hex runs of 8 or more holding a digit, numbers) replaced by placeholders, so
-    repeats of one error group together.  logrus ``msg="..."`` is kept: it is the message."""
+    repeats of one error group together.  One left-to-right pass: wider shapes win."""
     message = message[: 4 * MAX_KEY]          # enough for the key; long lines stay cheap
-    for pattern, repl in _PLACEHOLDERS:
-        message = pattern.sub(repl or _placeholder, message)
-    return " ".join(message.split())[:MAX_KEY]
+    return " ".join(_VARIABLE.sub(_placeholder, message).split())[:MAX_KEY]
 
 
 def _older(a: Optional[datetime], b: Optional[datetime]) -> Optional[datetime]:
@@ -230,7 +227,7 @@ class LogStats:
     def top_errors(self) -> list[dict]:
         """The ``top`` most frequent error groups, most frequent first (newest first on ties)."""
         ranked = sorted(self._groups.items(), key=lambda kv: (
-            -kv[1].count, -(kv[1].last.timestamp() if kv[1].last else 0), kv[0]))
+            -kv[1].count, datetime.min - (kv[1].last or datetime.min), kv[0]))
         return [{"message": key, "count": g.count, "first_seen": _iso(g.first),
                  "last_seen": _iso(g.last), "example": g.example} for key, g in ranked[: self.top]]
 
@@ -371,7 +368,7 @@ def _clock_findings(url: str, http_get: Callable[[str], dict], now: datetime) ->
     if abs(skew) <= SKEW_WARNING:
         return []
     return [Finding("clock-skew", "error" if abs(skew) > SKEW_ERROR else "warning",
-                    f"The clock is {abs(skew):.0f} s {'ahead' if skew > 0 else 'behind'}",
+                    f"The clock is {abs(skew):.0f} s {'behind' if skew > 0 else 'ahead'}",
                     f"local {mine.isoformat(timespec='seconds')}; {url} says {headers['date']}",
                     "The agent's TLS and TOTP codes fail when the clock is off. Turn on network time: "
                     "Linux `sudo timedatectl set-ntp true`; macOS System Settings > General > Date & Time "
@@ -383,8 +380,8 @@ def _cert_findings(platform, agent, now: datetime) -> list[Finding]:
     conf = jcagent_conf(platform)
     path = agent_file_path(platform, conf, "clientCrt", "client.crt")
     unchecked = "The agent's client certificate could not be checked"
-    if path.lower().endswith((".key", ".p12", ".pfx")) or path == agent_file_path(
-            platform, conf, "clientKey", "client.key"):
+    if path.lower().endswith((".key", ".p12", ".pfx")) or path.lower() == agent_file_path(
+            platform, conf, "clientKey", "client.key").lower():
         return [Finding("agent-cert-unchecked", "info", unchecked,
                         f"clientCrt names {path}, a key file: not read", "Check jcagent.conf's clientCrt.")]
     try:

@@ -21,6 +21,7 @@ from platforms.base import Platform
 from . import bundle as bundle_mod
 from .envelope import Recipient, new_secret
 from .gather import Artifact, Gatherer, Limits
+from .health import LogStats, findings as _findings
 from .ids import new_bundle_id
 from .redact import Redactor
 from .report import IssueReport
@@ -50,6 +51,7 @@ class CollectOptions:
     as_of: Optional[date] = None
     redactor: Optional[Redactor] = None
     bundle_id: Optional[str] = None
+    online_url: Optional[str] = None                  # clock-skew check against this HTTPS URL
     platform_obj: Optional[Platform] = None          # injected in tests (replayed commands)
 
 
@@ -154,6 +156,71 @@ def _generated(platform: Platform, os_info: dict, patch: dict, agent: dict) -> l
     return sources
 
 
+def agent_log_observer(stats: LogStats) -> Callable[[Artifact], Optional[LogStats]]:
+    """Lets health's log statistics see jcagent.log and its rotations as gather streams them
+    (already redacted), so the log is read once."""
+    def observe(art: Artifact) -> Optional[LogStats]:
+        base = art.name.rsplit("/", 1)[-1]
+        return stats if art.collector == "agent-logs" and base.startswith("jcagent.log") else None
+    return observe
+
+
+def health_findings(platform: Platform, facts: Facts, log_stats: Optional[LogStats],
+                    online_url: Optional[str]) -> list[dict]:
+    """Health findings as dicts; a failing check becomes a finding, never a crash."""
+    try:
+        found = _findings(platform, facts.os_info, facts.patch, facts.agent, log_stats,
+                          datetime.now().astimezone(), online_url=online_url)
+    except Exception as exc:  # a broken check must not lose the bundle
+        return [{"id": "health-check-failed", "severity": "warning",
+                 "title": "A health check could not run", "evidence": f"{type(exc).__name__}: {exc}",
+                 "remediation": "Report this to support with the bundle."}]
+    return [f.to_dict() for f in found]
+
+
+@dataclass
+class CheckResult:
+    lifecycle: dict
+    findings: list[dict]
+    os_info: dict
+    patch: dict
+    agent: dict
+    errors: dict[str, str]
+
+    @property
+    def exit_code(self) -> int:
+        """0 supported with no error finding; 3 when the machine needs action."""
+        needs_action = (self.lifecycle.get("status") in ("eol", "unpatched")
+                        or any(f.get("severity") == "error" for f in self.findings))
+        return EXIT_PARTIAL if needs_action else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lifecycle": self.lifecycle, "findings": self.findings, "os": self.os_info,
+                "patch": self.patch, "agent": self.agent, "fact_errors": self.errors,
+                "exit_code": self.exit_code}
+
+
+def check(platform: Platform, as_of: Optional[date] = None, online_url: Optional[str] = None,
+          since: Optional[datetime] = None) -> CheckResult:
+    """``jcdiag check``: verdict and findings, no bundle.
+
+    The agent logs are still read through gather (same safety rules, same
+    redaction) into a private workspace that is removed at once, to feed the
+    log statistics; nothing else is collected.
+    """
+    facts = read_facts(platform)
+    stats = LogStats(now=datetime.now())
+    agent_logs = [s for s in platform.sources() if getattr(s, "collector", "") == "agent-logs"
+                  and "jcagent.log" in getattr(s, "path", "")]
+    with private_workspace() as work:
+        gatherer = Gatherer(platform, work, Redactor(), Limits(since=since),
+                            observe=agent_log_observer(stats))
+        gatherer.run(agent_logs)
+    return CheckResult(judge(facts, as_of), health_findings(platform, facts, stats, online_url),
+                       facts.as_dict("os_info"), facts.as_dict("patch"), facts.as_dict("agent"),
+                       facts.errors)
+
+
 def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> CollectResult:
     progress = progress or Progress()
     if opts.review is not None and opts.review.exists() and (
@@ -179,7 +246,9 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     with private_workspace() as work:
         staging = work / "payload"
         staging.mkdir()
-        gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance)
+        log_stats = LogStats(now=datetime.now())
+        gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance,
+                            observe=agent_log_observer(log_stats))
         for name, error in fact_errors.items():
             gatherer.artifacts.append(Artifact("", f"{name} facts", "facts", "failed", error))
         progress.step("Collecting agent files and command outputs")
@@ -202,7 +271,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
             exit_code = EXIT_NOTHING
 
         lifecycle_verdict = judge(facts, opts.as_of)
-        findings: list[dict] = []
+        findings = health_findings(platform, facts, log_stats, opts.online_url)
         red_report = redactor.report()
         summary = build_summary(
             bundle_id=bundle_id, created=created, case_id=opts.case_id, platform=platform.family,

@@ -1,0 +1,216 @@
+"""``jcdiag upload``, ``jcdiag fetch`` and ``jcdiag intake serve|token``: moving bundles to support.
+
+Registered on the main group by ``collector.cli`` (import that module first: this
+one borrows its output helpers).  Same conventions as every command: people get
+short lines, ``--json`` gets exactly one JSON object on stdout, errors are one
+line; exit 0 ok, 1 error, 2 usage, 4 upload failed and the bundle kept in the spool.
+Heavy modules (requests, the intake) are imported inside the commands.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .cli import EXIT_CODES_HELP, Fail, SizeType, _emit, _fail, _read_secret_file
+
+EXIT_OK, EXIT_ERROR, EXIT_UPLOAD = 0, 1, 4
+
+
+def _token(token_file: Optional[str]) -> Optional[str]:
+    return _read_secret_file(token_file, "token") if token_file else None
+
+
+def _byte_progress(label: str, silent: bool):
+    """A ``progress(done, total)`` that redraws one line on a terminal (None when not one)."""
+    if silent or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        click.echo(f"\r\x1b[K{label}: {pct:3d}% ({done / 1048576:.1f} of {total / 1048576:.1f} MiB)",
+                   err=True, nl=(done >= total))
+    return show
+
+
+# --------------------------------------------------------------------------- upload
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("bundles", nargs=-1, type=click.Path(dir_okay=False), metavar="[BUNDLE]...")
+@click.option("--pending", is_flag=True, help="Send every bundle waiting in the spool.")
+@click.option("--server", metavar="URL", envvar="JCDIAG_SERVER",
+              help="Intake base URL (tus at URL/files/), or any tus endpoint. Env: JCDIAG_SERVER.")
+@click.option("--token-file", type=click.Path(dir_okay=False), metavar="F", envvar="JCDIAG_TOKEN_FILE",
+              help="File whose first line is the upload token for the case. Env: JCDIAG_TOKEN_FILE.")
+@click.option("--case", "case_id", metavar="ID", help="Support case (default: the one in the bundle).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--chunk-size", type=SizeType(), default="8M", hidden=True)
+@click.option("--deadline", type=float, default=3600.0, hidden=True,
+              help="Seconds to keep retrying one bundle before leaving it in the spool.")
+def upload(bundles, pending, server, token_file, case_id, as_json, chunk_size, deadline):
+    """Upload bundles to a support case; what cannot be sent now waits in the spool.
+
+    Uploads resume where they stopped (tus), so a cut connection, a sleeping
+    laptop or a killed run never sends a bundle twice in full.  A bundle leaves
+    the spool only when the server has confirmed the whole file's SHA-256.
+    """
+    from .bundle import BundleError, read_header
+    from .spool import Spool, SpoolError
+    from .upload import deliver, send_pending
+
+    if not bundles and not pending:
+        raise click.UsageError("give BUNDLE files to upload, or --pending to send what waits in the spool")
+    if bundles and not server:
+        raise click.UsageError("--server URL is needed to upload a BUNDLE (or set JCDIAG_SERVER)")
+    if bundles and not token_file:
+        raise click.UsageError("--token-file F is needed to upload a BUNDLE (or set JCDIAG_TOKEN_FILE)")
+    if chunk_size <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--chunk-size")
+    results = []
+    try:
+        token = _token(token_file)
+        for path in bundles:
+            read_header(path)                       # a bad file fails before anything is sent
+        spool = Spool()
+        for path in bundles:
+            results.append(deliver(path, server, token, case_id, spool=spool, chunk_size=chunk_size,
+                                   deadline=deadline,
+                                   progress=_byte_progress(f"Uploading {Path(path).name}", as_json)))
+        if pending:
+            sent = frozenset(r.bundle_id for r in results)
+            results.extend(send_pending(spool, token=token, server=server, chunk_size=chunk_size,
+                                        deadline=deadline, skip=sent,
+                                        progress_for=lambda bid: _byte_progress(f"Uploading {bid}", as_json)))
+    except (BundleError, SpoolError, OSError) as exc:
+        _fail(exc, as_json)
+    exit_code = EXIT_OK
+    if any(not r.ok for r in results):
+        exit_code = EXIT_UPLOAD if all(r.ok or r.spooled for r in results) else EXIT_ERROR
+    if as_json:
+        _emit({"uploads": [r.to_json() for r in results], "spool": str(spool.root), "exit_code": exit_code})
+    else:
+        _print_uploads(results, spool.root, pending)
+    sys.exit(exit_code)
+
+
+def _print_uploads(results, spool_root: Path, pending: bool) -> None:
+    if pending and not results:
+        click.echo(f"Nothing waits in the spool ({spool_root}).")
+    for r in results:
+        if r.ok:
+            how = ("the server verified its sha256" if r.verified
+                   else "complete at full offset (plain tus server: no whole-file check)")
+            click.echo(f"Uploaded {r.bundle_id} ({r.size} bytes): {how}")
+        else:
+            where = (f" Kept in the spool ({r.spooled}); send it later with: jcdiag upload --pending"
+                     if r.spooled else "")
+            click.echo(f"Upload of {r.bundle_id} failed: {r.error}.{where}", err=True)
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+@click.command()
+@click.argument("bundle_id", metavar="BUNDLE_ID")
+@click.option("--server", required=True, metavar="URL", envvar="JCDIAG_SERVER", help="Intake base URL.")
+@click.option("--token-file", required=True, type=click.Path(dir_okay=False), metavar="F",
+              envvar="JCDIAG_TOKEN_FILE", help="File whose first line is an engineer token.")
+@click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, metavar="DIR", help="Folder to save BUNDLE_ID.7z in.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def fetch(bundle_id, server, token_file, to_dir, as_json):
+    """Download a bundle from the intake by its ID and verify its SHA-256."""
+    from .upload import UploadError, fetch_bundle
+
+    try:
+        got = fetch_bundle(server, _token(token_file), bundle_id, to_dir,
+                           progress=_byte_progress(f"Fetching {bundle_id}", as_json))
+    except (UploadError, OSError) as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"bundle_id": got.bundle_id, "path": str(got.path), "sha256": got.sha256, "size": got.size,
+               "case_id": got.case_id, "verified": True})
+        return
+    note = " (already here)" if got.already_here else ""
+    click.echo(f"Fetched {got.bundle_id} for case {got.case_id or '-'}: {got.path}{note} "
+               f"({got.size} bytes, sha256 {got.sha256} verified)")
+    click.echo(f"Open it with: jcdiag open {got.path} --key SUPPORT.key.pem")
+
+
+# --------------------------------------------------------------------------- intake
+
+
+@click.group(name="intake")
+def intake_group():
+    """Run the reference case-intake service (pip install 'jcdiag[intake]' for S3)."""
+
+
+_DATA_OPTION = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+                            default="intake-data", show_default=True, metavar="DIR",
+                            help="Service folder: token secret, generated support keys, local storage.")
+
+
+@intake_group.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@_DATA_OPTION
+@click.option("--recipient", "recipients", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PEM", help="Support public key to publish (repeatable; default: a pair made in --data).")
+@click.option("--s3-endpoint", metavar="URL", help="S3-compatible endpoint (credentials from the environment).")
+@click.option("--s3-bucket", metavar="B", help="Bucket holding all state (default: local storage in --data).")
+@click.option("--max-size", type=SizeType(), default="2G", show_default=True, help="Largest upload accepted.")
+@click.option("--expire-after", metavar="DURATION", default="24h", show_default=True,
+              help="Drop an unfinished upload idle this long (30m, 24h, 7d).")
+def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, expire_after):
+    """Serve tus uploads under /files/ and the bundle API under /api/v1/."""
+    import logging
+
+    from intake.server import IntakeConfig, serve as run
+    from intake.storage import StorageError
+    from intake.tokens import TokenError, parse_duration
+
+    from .envelope import EnvelopeError
+
+    try:
+        expire_seconds = parse_duration(expire_after)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expire-after")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    config = IntakeConfig(data_dir=data_dir, host=host, port=port, recipients=list(recipients),
+                          s3_endpoint=s3_endpoint, s3_bucket=s3_bucket, max_size=max_size,
+                          expire_after=float(expire_seconds))
+    try:
+        run(config, announce=lambda line: click.echo(line, err=True))
+    except OSError as exc:
+        if exc.filename is None and exc.strerror:
+            raise Fail(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port")
+        _fail(exc, False)
+    except (StorageError, EnvelopeError, TokenError) as exc:
+        _fail(exc, False)
+
+
+@intake_group.command()
+@click.option("--case", "case_id", metavar="ID", help="Issue an upload token for this case.")
+@click.option("--engineer", is_flag=True, help="Issue an engineer token (look up and download bundles).")
+@click.option("--ttl", metavar="DURATION", help="Lifetime (30m, 12h, 7d). Default: 7d, engineers 12h.")
+@_DATA_OPTION
+def token(case_id, engineer, ttl, data_dir):
+    """Print a signed, expiring token: upload-only for one case, or engineer."""
+    from intake.tokens import TokenError, issue, load_or_create_secret, parse_duration
+
+    if bool(case_id) == engineer:
+        raise click.UsageError("give exactly one of --case ID or --engineer")
+    try:
+        seconds = parse_duration(ttl or ("12h" if engineer else "7d"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ttl")
+    try:
+        secret = load_or_create_secret(data_dir)
+    except (TokenError, OSError) as exc:
+        _fail(exc, False)
+    click.echo(issue(secret, "engineer" if engineer else "upload", case_id or None, seconds))
