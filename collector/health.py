@@ -368,7 +368,7 @@ def _clock_findings(url: str, http_get: Callable[[str], dict], now: datetime) ->
     if abs(skew) <= SKEW_WARNING:
         return []
     return [Finding("clock-skew", "error" if abs(skew) > SKEW_ERROR else "warning",
-                    f"The clock is {abs(skew):.0f} s {'behind' if skew > 0 else 'ahead'}",
+                    f"The clock is {abs(skew):.0f} s {'ahead' if skew > 0 else 'behind'}",
                     f"local {mine.isoformat(timespec='seconds')}; {url} says {headers['date']}",
                     "The agent's TLS and TOTP codes fail when the clock is off. Turn on network time: "
                     "Linux `sudo timedatectl set-ntp true`; macOS System Settings > General > Date & Time "

@@ -304,7 +304,7 @@ _WORD_BACK = re.compile(rb"[a-z]{1,16}")
 # base64 cannot produce (~ . \\ : %) or with a well-known root folder, or it ends in
 # a file extension (base64 has no dot).
 _PATHLIKE = re.compile(
-    rb"(?:~/|\.{1,2}[/\\]|[a-z]:[\\/]|\\\\|%[a-z_]+%"
+    rb"(?:~/|\.{1,2}[/\\]|[a-z]:[\\/]|\\\\|%[a-z_]+%[\\/]"
     rb"|/(?:etc|opt|home|var|usr|root|tmp|users|library|private|srv|mnt|run|system|applications|dev|snap|media)/"
     rb"|/(?:[\w@-]+/)*[\w@-]*\.[a-z0-9]{1,8}\Z)", re.I)
 _USERINFO_BAD = re.compile(rb"[\s/\"'<>\\]")

@@ -56,6 +56,7 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 PREFLIGHT_TIMEOUT = (3.0, 5.0)
 MAX_DISCOVERY_REDIRECTS = 3
+MAX_RESTARTS = 3
 
 Progress = Callable[[int, int], None]            # (bytes confirmed by the server, total)
 
@@ -272,7 +273,7 @@ class TusClient:
         self.check(reply, tus_url, "creating the upload")
         location = reply.headers.get("Location")
         if not location:
-            raise UploadError("the server created the upload but sent no Location", final=True)
+            raise UploadError("the server's answer to creating the upload has no Location")
         url = urljoin(tus_url, location)
         if urlsplit(tus_url).scheme == "https" and urlsplit(url).scheme != "https":
             raise UploadError(f"the server put the upload at {url}: refusing to leave https", final=True)
@@ -326,8 +327,8 @@ def _int_header(reply: _Reply, name: str) -> int:
     try:
         return int(reply.headers[name])
     except (KeyError, ValueError):
-        raise UploadError(f"the server's answer has no valid {name} header: is it a tus server?",
-                          final=True) from None
+        # also what a response cut inside its headers looks like: ask again
+        raise UploadError(f"the server's answer has no valid {name} header") from None
 
 
 def _verified(reply: _Reply) -> Optional[str]:
@@ -455,7 +456,7 @@ class _Job:
         self.url, self.on_state, self.retry = resume_url, on_state, retry
         self.high_water = 0              # furthest byte ever handed to the network
         self.offset = 0                  # the server's offset, as last heard
-        self.restarted = False
+        self.restarts = 0                # new uploads made because a tus URL was gone
 
     def run(self) -> None:
         failures = 0
@@ -475,8 +476,8 @@ class _Job:
                 return
             except UploadError as exc:
                 result.error = str(exc)
-                if exc.status in (404, 410) and self.url and not self.restarted:
-                    self.restarted = True          # the spooled upload expired: start a new one
+                if exc.status in (404, 410) and self.url and self.restarts < MAX_RESTARTS:
+                    self.restarts += 1             # the upload expired (or its URL was garbled): start anew
                     self._set_url(None, 0)
                     continue
                 if exc.final:
@@ -550,9 +551,8 @@ class _Job:
             _, verified = self.client.patch(self.url, result.size, b"", False, final=True)
         if verified is None:
             raise UploadError("the server has every byte but has not confirmed the bundle's sha256 yet")
-        if verified != result.sha256:
-            raise UploadError(f"the server verified sha256 {verified}, but the file's is {result.sha256}",
-                              final=True)
+        if verified != result.sha256:     # a damaged answer, or truly different bytes: ask again
+            raise UploadError(f"the server verified sha256 {verified}, but the file's is {result.sha256}")
         result.verified = True
 
 
@@ -658,9 +658,11 @@ def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Opti
     server_url = server.server if isinstance(server, ServerInfo) else server
     entry = spool.add(bundle_path, server=server_url, case_id=case_id, token=token,
                       ca_bundle=ca_bundle or (server.ca_bundle if isinstance(server, ServerInfo) else None))
-    return send_entry(entry, server_info=server if isinstance(server, ServerInfo) else None,
-                      progress=progress, chunk_size=chunk_size, deadline=deadline, session=session,
-                      retry=retry)
+    result = send_entry(entry, server_info=server if isinstance(server, ServerInfo) else None,
+                        progress=progress, chunk_size=chunk_size, deadline=deadline, session=session,
+                        retry=retry)
+    result.path = str(bundle_path)
+    return result
 
 
 def send_entry(entry, token: Optional[str] = None, server: Optional[str] = None,

@@ -1,0 +1,254 @@
+"""Test kit for uploads: the real CLI, an intake in a subprocess, bundles, and a faulty TCP proxy.
+
+Everything listens on 127.0.0.1 only and every wait is bounded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import requests
+
+from tests.hosts import linux_host
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def jcdiag(*args, env: Optional[dict] = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    """The real console entry point, as scripts and MDM run it."""
+    return subprocess.run([sys.executable, "-m", "collector", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})},
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def one_json(result: subprocess.CompletedProcess) -> dict:
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, (result.stdout, result.stderr)
+    return json.loads(lines[0])
+
+
+class Intake:
+    """``jcdiag intake serve`` in a subprocess; its log goes to a file (a pipe could fill up)."""
+
+    def __init__(self, data: Path, port: Optional[int] = None, extra: tuple = (), env: Optional[dict] = None):
+        self.data = Path(data)
+        self.port = port or free_port()
+        self.extra = tuple(map(str, extra))
+        self.env = env or {}
+        self.log_path = self.data.parent / f"intake-{self.port}.log"
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Intake":
+        self.data.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "intake", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data", str(self.data), *self.extra],
+            cwd=REPO, env={**os.environ, **self.env}, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 20
+        while "listening on" not in self.log():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"intake exited {self.proc.returncode}: {self.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"intake did not start: {self.log()}")
+            time.sleep(0.05)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def token(self, *args) -> str:
+        r = jcdiag("intake", "token", "--data", self.data, *args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def token_file(self, path: Path, *args) -> Path:
+        path.write_text(self.token(*args) + "\n")
+        return path
+
+    def get(self, path: str, token: Optional[str] = None, **kw) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.url + path, headers=headers, timeout=10, **kw)
+
+    def stats(self, engineer_token: str) -> dict:
+        return self.get("/api/v1/stats", engineer_token).json()
+
+    def __enter__(self) -> "Intake":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def make_bundle(workdir: Path, recipient_pub: Path, case: Optional[str] = None,
+                random_bytes: int = 0) -> dict:
+    """A real bundle from ``jcdiag collect`` of a fixture Linux host; its --json result.
+
+    ``random_bytes`` attaches an incompressible file so the bundle has a known minimum size.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = linux_host(workdir / "root")
+    args = ["collect", "--root", root, "--platform", "linux", "--recipient", recipient_pub,
+            "--output", workdir / "out", "--json", "--yes"]
+    if case:
+        args += ["--case", case]
+    if random_bytes:
+        blob = workdir / "capture.bin"
+        blob.write_bytes(os.urandom(random_bytes))
+        args += ["--attach", blob]
+    r = jcdiag(*args, timeout=120)
+    assert r.returncode in (0, 3), r.stderr
+    return one_json(r)
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 that can cut connections, throttle, and round-robin upstreams.
+
+    ``cuts`` connections are cut, each at a random byte: client-to-server
+    (mid-request, usually inside a PATCH body) or server-to-client (mid-response,
+    after the server acted).  ``rate`` limits client-to-server bytes per second.
+    """
+
+    def __init__(self, upstreams: list[int], cuts: int = 0, up_window: int = 100_000,
+                 down_window: int = 600, rate: Optional[float] = None, seed: Optional[int] = None):
+        self.upstreams = upstreams
+        self.cuts_left = cuts
+        self.cuts_done = 0
+        self.up_window, self.down_window = up_window, down_window
+        self.rate = rate
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _plan(self) -> tuple[Optional[str], int]:
+        with self.lock:
+            self.connections += 1
+            if self.cuts_left <= 0:
+                return None, 0
+            self.cuts_left -= 1
+            if self.random.random() < 0.7:
+                return "up", self.random.randint(1, self.up_window)
+            return "down", self.random.randint(1, self.down_window)
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                port = self.upstreams[self.connections % len(self.upstreams)]
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            direction, budget = self._plan()
+            pair = _Pair(self, client, upstream)
+            threading.Thread(target=pair.pump, args=(client, upstream, direction == "up", budget, True),
+                             daemon=True).start()
+            threading.Thread(target=pair.pump, args=(upstream, client, direction == "down", budget, False),
+                             daemon=True).start()
+
+    def _cut_happened(self) -> None:
+        with self.lock:
+            self.cuts_done += 1
+
+    def set_rate(self, rate: Optional[float]) -> None:
+        self.rate = rate
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class _Pair:
+    def __init__(self, proxy: FaultProxy, client: socket.socket, upstream: socket.socket):
+        self.proxy, self.client, self.upstream = proxy, client, upstream
+        self.done = False
+        self.lock = threading.Lock()
+
+    def close(self, cut: bool) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        if cut:
+            self.proxy._cut_happened()
+        for s in (self.client, self.upstream):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def pump(self, src: socket.socket, dst: socket.socket, cutting: bool, budget: int, upward: bool) -> None:
+        moved = 0
+        try:
+            while True:
+                want = 16384
+                if cutting:
+                    want = min(want, budget - moved)
+                    if want <= 0:
+                        self.close(True)
+                        return
+                data = src.recv(want)
+                if not data:
+                    self.close(False)
+                    return
+                if upward and self.proxy.rate:
+                    time.sleep(len(data) / self.proxy.rate)
+                dst.sendall(data)
+                moved += len(data)
+        except OSError:
+            self.close(False)
