@@ -222,17 +222,9 @@ def check(platform: Platform, as_of: Optional[date] = None, online_url: Optional
 
 
 def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> CollectResult:
+    """Facts, gather, summary, then the sealed bundle (or the review copy)."""
     progress = progress or Progress()
-    if opts.review is not None and opts.review.exists() and (
-            not opts.review.is_dir() or any(opts.review.iterdir())):
-        raise CollectError(f"review directory {opts.review} is not an empty folder; give a new or "
-                           "empty one")
-    if opts.review is None:
-        if not opts.recipients and not opts.password:
-            raise CollectError("no recipient key and no password: give --recipient PEM (or --server "
-                               "to use the intake's keys) or --password-file F; jcdiag never writes "
-                               "an unencrypted bundle")
-        check_output_dir(opts.output)
+    _validate(opts)
     platform = opts.platform_obj or platforms.get_platform(opts.platform, opts.root)
     bundle_id = opts.bundle_id or new_bundle_id()
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -240,65 +232,88 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
 
     progress.step("Reading system facts")
     facts = read_facts(platform)
-    os_info, patch, agent = facts.as_dict("os_info"), facts.as_dict("patch"), facts.as_dict("agent")
-    fact_errors = facts.errors
 
     with private_workspace() as work:
         staging = work / "payload"
         staging.mkdir()
-        log_stats = LogStats(now=datetime.now())
-        gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance,
-                            observe=agent_log_observer(log_stats))
-        for name, error in fact_errors.items():
-            gatherer.artifacts.append(Artifact("", f"{name} facts", "facts", "failed", error))
         progress.step("Collecting agent files and command outputs")
-        gatherer.run(platform.sources())
-        gatherer.run(_generated(platform, os_info, patch, agent))
-        report = _scrubbed_report(redactor, opts.report)
-        for path in opts.attachments:
-            gatherer.attach(path)
-        report.attachments = [a.name.split("/", 1)[1] for a in gatherer.artifacts
-                              if a.collector == "attachments" and a.status == "collected"]
+        log_stats = LogStats(now=datetime.now())
+        artifacts, report = _gather(platform, facts, staging, redactor, log_stats, opts, progress)
         progress.done()
 
-        artifacts = gatherer.artifacts
-        collected_sources = [a for a in artifacts if a.status == "collected" and a.collector != "facts"
-                             and a.source != "generated"]
-        exit_code = EXIT_OK
-        if any(a.status == "failed" for a in artifacts):
-            exit_code = EXIT_PARTIAL
-        if not collected_sources:
-            exit_code = EXIT_NOTHING
-
-        lifecycle_verdict = judge(facts, opts.as_of)
-        findings = health_findings(platform, facts, log_stats, opts.online_url)
         red_report = redactor.report()
         summary = build_summary(
             bundle_id=bundle_id, created=created, case_id=opts.case_id, platform=platform.family,
-            root=str(platform.root), os_info=os_info, patch=patch, agent=agent,
-            lifecycle=lifecycle_verdict, findings=findings, artifacts=artifacts,
-            redaction_totals=red_report.get("totals", {}), fact_errors=fact_errors)
+            root=str(platform.root), os_info=facts.as_dict("os_info"), patch=facts.as_dict("patch"),
+            agent=facts.as_dict("agent"), lifecycle=judge(facts, opts.as_of),
+            findings=health_findings(platform, facts, log_stats, opts.online_url),
+            artifacts=artifacts, redaction_totals=red_report.get("totals", {}),
+            fact_errors=facts.errors)
         _write_documents(staging, summary, report, artifacts, red_report, platform, opts, bundle_id, created)
-        result = CollectResult(bundle_id, exit_code, summary=summary, artifacts=artifacts,
+        result = CollectResult(bundle_id, _exit_code(artifacts), summary=summary, artifacts=artifacts,
                                redactions=red_report.get("totals", {}))
-        if exit_code == EXIT_NOTHING:
+        if result.exit_code == EXIT_NOTHING:
             return result
         if opts.review is not None:
             result.review = _write_review(staging, opts.review)
             return result
         progress.step("Compressing and encrypting the bundle")
-        if opts.recipients:
-            secret = new_secret()
-            header = {"case_id": opts.case_id, "recipients": [r.seal(secret) for r in opts.recipients],
-                      "password_protected": False}
-        else:
-            secret = opts.password or ""
-            header = {"case_id": opts.case_id, "recipients": [], "password_protected": True}
+        secret, header = _seal(opts)
         written = bundle_mod.write_bundle(staging, opts.output, bundle_id, secret, header, work,
                                           order=_payload_order)
         progress.done()
     result.path, result.sha256, result.size = written.path, written.sha256, written.size
     return result
+
+
+def _validate(opts: CollectOptions) -> None:
+    """Everything that can be refused before any collecting starts."""
+    review = opts.review
+    if review is not None:
+        if review.exists() and (not review.is_dir() or any(review.iterdir())):
+            raise CollectError(f"review directory {review} is not an empty folder; give a new or "
+                               "empty one")
+        return
+    if not opts.recipients and not opts.password:
+        raise CollectError("no recipient key and no password: give --recipient PEM (or --server "
+                           "to use the intake's keys) or --password-file F; jcdiag never writes "
+                           "an unencrypted bundle")
+    check_output_dir(opts.output)
+
+
+def _gather(platform: Platform, facts: Facts, staging: Path, redactor: Redactor, log_stats: LogStats,
+            opts: CollectOptions, progress: Progress) -> tuple[list[Artifact], IssueReport]:
+    """Every source, the generated facts and the attachments, streamed into ``staging``."""
+    gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance,
+                        observe=agent_log_observer(log_stats))
+    for name, error in facts.errors.items():
+        gatherer.artifacts.append(Artifact("", f"{name} facts", "facts", "failed", error))
+    gatherer.run(platform.sources())
+    gatherer.run(_generated(platform, facts.as_dict("os_info"), facts.as_dict("patch"),
+                            facts.as_dict("agent")))
+    for path in opts.attachments:
+        gatherer.attach(path)
+    report = _scrubbed_report(redactor, opts.report)
+    report.attachments = [a.name.split("/", 1)[1] for a in gatherer.artifacts
+                          if a.collector == "attachments" and a.status == "collected"]
+    return gatherer.artifacts, report
+
+
+def _exit_code(artifacts: list[Artifact]) -> int:
+    """5 when no source gave anything, 3 when some collector failed, else 0."""
+    if not any(a.status == "collected" and a.collector != "facts" and a.source != "generated"
+               for a in artifacts):
+        return EXIT_NOTHING
+    return EXIT_PARTIAL if any(a.status == "failed" for a in artifacts) else EXIT_OK
+
+
+def _seal(opts: CollectOptions) -> tuple[str, dict]:
+    """The payload password and the header fields that let recipients recover it."""
+    if opts.recipients:
+        secret = new_secret()
+        return secret, {"case_id": opts.case_id, "recipients": [r.seal(secret) for r in opts.recipients],
+                        "password_protected": False}
+    return opts.password or "", {"case_id": opts.case_id, "recipients": [], "password_protected": True}
 
 
 def _scrubbed_report(redactor: Redactor, report: IssueReport) -> IssueReport:
