@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Optional
 import py7zr
 import py7zr.io
 
-from . import __version__
+from . import __version__, sevenzip
 
 FORMAT = "jcdiag-bundle/1"
 HEADER_NAME = "bundle.json"
@@ -64,13 +64,11 @@ def sha256_file(path: Path | str) -> tuple[str, int]:
 def write_payload(files: Iterable[tuple[Path, str]], out: Path, password: str) -> None:
     """Compress and encrypt ``(path, arcname)`` pairs into ``out``.
 
-    py7zr streams each file from disk, so memory depends on the LZMA2 preset, not
-    on the size of the logs.
+    Written by :mod:`collector.sevenzip` (LZMA2 blocks on both cores, Copy for data
+    that is already compressed, 7zAES-256 with encrypted headers); memory depends on
+    its block size, not on the size of the logs.  py7zr is used only for reading.
     """
-    with py7zr.SevenZipFile(out, "w", filters=payload_filters(), password=password,
-                            header_encryption=True) as archive:
-        for path, arcname in files:
-            archive.write(path, arcname)
+    sevenzip.write_payload(files, out, password)
 
 
 def write_bundle(staging: Path, out_dir: Path, bundle_id: str, password: str,
@@ -105,9 +103,8 @@ def write_bundle(staging: Path, out_dir: Path, bundle_id: str, password: str,
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with py7zr.SevenZipFile(tmp, "w", filters=[{"id": py7zr.FILTER_COPY}]) as outer:
-            outer.write(header_path, HEADER_NAME)
-            outer.write(payload, PAYLOAD_NAME)
+        sevenzip.write_archive([(header_path, HEADER_NAME), (payload, PAYLOAD_NAME)], tmp,
+                               password=None, method=sevenzip.COPY)
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     except BaseException:

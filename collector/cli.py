@@ -440,3 +440,5 @@ if __name__ == "__main__":  # pragma: no cover
 from .cli_transfer import fetch, intake_group, upload  # noqa: E402
 for _command in (upload, fetch, intake_group):
     main.add_command(_command)
+from .cli_config import config_group  # noqa: E402
+main.add_command(config_group)

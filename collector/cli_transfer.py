@@ -181,6 +181,8 @@ def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, ex
         raise click.BadParameter(str(exc), param_hint="--expire-after")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
+    for chatty in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     config = IntakeConfig(data_dir=data_dir, host=host, port=port, recipients=list(recipients),
                           s3_endpoint=s3_endpoint, s3_bucket=s3_bucket, max_size=max_size,
                           expire_after=float(expire_seconds))

@@ -161,7 +161,9 @@ class TextScrubber:
         return b""
 
     def close(self) -> bytes:
-        """The rest of the artifact; records the hits into the report."""
+        """The rest of the artifact; records the hits into the report (once)."""
+        if self._closed:
+            return b""
         out = self.finish()
         self._redactor._record(self)
         return out

@@ -31,13 +31,19 @@ Speed comes from never running the full pattern over every byte: one
 ``bytes.find`` pass per trigger literal (each runs at GB/s) finds the few places
 worth a look, and the combined pattern is only *matched* there.  See
 ``scripts/bench_redact.py``.
+
+Two rules keep matches from hiding secrets from each other: after a match,
+scanning resumes at the start of what it replaced (a token-shaped rule may have
+swallowed the *name* of the next key), and overlapping replacements merge into
+their union (a longer secret found second is never cut short by a shorter match
+found first).  Replacing more is always allowed; replacing less never is.
 """
 from __future__ import annotations
 
 import bisect
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -285,21 +291,36 @@ class _KeyMatcher:
 
 # Values of a key/value pair, in the order tried: \"escaped\", "double", 'single',
 # an unterminated quote (to end of line), or a bare word (trailing brackets left out).
+# One group holds the value with its quotes (``_unquote`` takes them off): fewer
+# groups make every match cheaper.
 _KV_VALUE = (
-    rb'(?:\\"(?P<kv1>(?:[^\\"\r\n]|\\[^"\r\n]){0,8192})\\"'
-    rb'|"(?P<kv2>(?:[^"\\\r\n]|\\[^\r\n]){0,8192})"'
-    rb"|'(?P<kv3>[^'\r\n]{0,8192})'"
-    rb'|["\'](?P<kv4>[^\r\n]{1,8192})'
-    rb'|(?P<kv5>[^\s"\'&,;{\[][^\s"\'&,;]{0,8191}?)(?=[)\]}>]{0,64}(?:[\s"\'&,;]|$))'
-    rb')'
+    rb'(?P<kvv>\\"(?:[^\\"\r\n]|\\[^"\r\n]){0,8192}\\"'
+    rb'|"(?:[^"\\\r\n]|\\[^\r\n]){0,8192}"'
+    rb"|'[^'\r\n]{0,8192}'"
+    rb'|["\'][^\r\n]{1,8192}'
+    rb'|[^\s"\'&,;{\[][^\s"\'&,;]{0,8191}?(?=[)\]}>]{0,64}(?:[\s"\'&,;]|$)))'
 )
 _KV_TAIL = (
     rb"(?P<kvrest>[a-z0-9_.-]{0,64})(?P<kvq>\\?[\"'])?"
     rb"(?:(?P<kvsep>[ \t]{0,8}(?:=>|[:=])[ \t]{0,8}|[ \t]{1,8})\[?" + _KV_VALUE +
-    rb"|>(?P<kv6>[^<\r\n]{1,8192})(?=</))"
+    rb"|>(?P<kvx>[^<\r\n]{1,8192})(?=</))"
 )
-_NAME_BACK = re.compile(rb"[a-z0-9_.-]{0,64}")
-_WORD_BACK = re.compile(rb"[a-z]{1,16}")
+
+
+def _unquote(value: bytes, start: int) -> tuple[int, int]:
+    """The span of a matched value without its quotes."""
+    end = start + len(value)
+    if value[:2] == b'\\"':
+        return start + 2, end - 2 if len(value) >= 4 and value.endswith(b'\\"') else end
+    first = value[:1]
+    if first == b'"' or first == b"'":
+        return start + 1, end - 1 if len(value) >= 2 and value.endswith(first) else end
+    return start, end
+
+
+# Key-name characters as 'n', everything else as ' ': the start of the key name
+# before a trigger is then one ``rfind``.
+_NAME_MASK = bytes(110 if (48 <= b <= 57 or 97 <= b <= 122 or b in b"_.-") else 32 for b in range(256))
 # A value that is plainly a file path, never a base64 secret: it starts with what
 # base64 cannot produce (~ . \\ : %) or with a well-known root folder, or it ends in
 # a file extension (base64 has no dot).
@@ -334,6 +355,9 @@ class Matcher:
         alternatives: list[bytes] = []
         handlers: list[Callable[..., Optional[int]]] = []
         key_triggers: list[str] = []
+        # Context rules run on every line where the pattern they hang on occurs,
+        # whichever rule redacted it (an AWS key id may sit inside a bearer token).
+        self._anchors: dict[bytes, re.Pattern[bytes]] = {}
 
         def add(pattern: bytes, handler: Callable[..., Optional[int]]) -> None:
             tag = f"h{len(handlers)}".encode()
@@ -351,6 +375,10 @@ class Matcher:
                     pattern = pattern.replace(b"(?P<secret>", f"(?P<{group}>".encode())
                     add(pattern, self._regex_handler(rule.id, m, group if has_secret else None))
                     literals.update(t.encode() for t in m["triggers"])
+                    if m.get("then"):
+                        anchor = re.compile(m["verify"].encode()) if m.get("verify") else \
+                            re.compile(m["pattern"].encode(), re.I)
+                        self._anchors.update((t.encode(), anchor) for t in m["triggers"])
                 elif kind == "pem":
                     self._pem_end = re.compile(m["end"].encode())
                     self._pem_rule = rule.id
@@ -386,15 +414,16 @@ class Matcher:
         self._rx = re.compile(b"|".join(alternatives))
         self._handlers: dict[int, Callable[..., Optional[int]]] = {
             self._rx.groupindex[f"h{i}"]: h for i, h in enumerate(handlers)}
-        # A literal that starts with a shorter one is found at the same places by it.
+        # A literal that starts with a shorter one is found at the same places by it
+        # (context anchors are kept as they are: they are checked per literal).
         ordered = sorted(literals, key=len)
         self._literals = tuple(lit for i, lit in enumerate(ordered)
-                               if not any(lit.startswith(short) for short in ordered[:i]))
+                               if not any(lit.startswith(short) for short in ordered[:i])
+                               or lit in self._anchors)
         g = self._rx.groupindex
         if key_triggers:
-            self._kv_groups = tuple(g[f"kv{i}"] for i in range(1, 7))
-            self._kv_rest = g["kvrest"]
-            self._kv_sep = g["kvsep"]
+            self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
+            self._kv_rest, self._kv_sep = g["kvrest"], g["kvsep"]
 
     # -- public helpers (shared with the structured redactor) ----------------------
     @property
@@ -454,20 +483,22 @@ class Matcher:
         avoid cutting through one.
         """
         low = orig.lower()
-        n = len(orig)
-        spans: list[Span] = []
-        ctx_lines: list[int] = []
+        sc = _Scan(orig, low, state, extents)
         if state.aws_carry:
-            ctx_lines.append(0)
+            sc.ctx_lines.append(0)
         pos = 0
         if state.pem:
-            pos = self._pem_body(orig, low, 0, spans, state)
+            pos = self._pem_body(sc, 0)
         positions: list[int] = []
         find = low.find
+        ctx_lines = sc.ctx_lines
         for lit in self._literals:
             p = find(lit)
+            anchor = self._anchors.get(lit)
             while p >= 0:
                 positions.append(p)
+                if anchor is not None and anchor.match(orig, p):
+                    ctx_lines.append(p)          # e.g. an AWS key id, whichever rule redacts it
                 p = find(lit, p + 1)
         if positions:
             positions.sort()
@@ -479,29 +510,24 @@ class Matcher:
                 m = match(low, p)
                 if m is None:
                     continue
-                nxt = handlers[m.lastindex](orig, low, m, spans, state, extents, ctx_lines)
+                nxt = handlers[m.lastindex](sc, m)
                 if nxt is None:
                     continue
                 pos = nxt
                 if state.pem:
-                    pos = self._pem_body(orig, low, pos, spans, state)
-        if ctx_lines:
-            self._context_pass(orig, spans, ctx_lines, extents)
+                    pos = self._pem_body(sc, pos)
+        if sc.ctx_lines:
+            self._context_pass(sc)
         last_nl = orig.rfind(b"\n")
-        state.aws_carry = bool(ctx_lines) and ctx_lines[-1] > last_nl and not orig.endswith(b"\n")
-        return spans
+        state.aws_carry = bool(sc.ctx_lines) and max(sc.ctx_lines) > last_nl and not orig.endswith(b"\n")
+        return sc.spans
 
-    def _context_pass(self, orig: bytes, spans: list[Span], ctx_lines: list[int],
-                      extents: Optional[list[tuple[int, int]]]) -> None:
+    def _context_pass(self, sc: "_Scan") -> None:
         """Redact context rules (AWS secret next to a key id) on the lines that need it."""
         patterns = [pair for rules in self._contexts.values() for pair in rules]
-        if not patterns:
-            return
-        spans.sort()
-        starts = [s[0] for s in spans]
+        orig = sc.orig
         done: set[int] = set()
-        added = False
-        for p in ctx_lines:
+        for p in sc.ctx_lines:
             ls = orig.rfind(b"\n", 0, p) + 1 if p else 0
             if ls in done:
                 continue
@@ -511,25 +537,18 @@ class Matcher:
             for rule_id, rx in patterns:
                 for cm in rx.finditer(orig, ls, le):
                     s, e = cm.span()
-                    i = bisect.bisect_right(starts, s)
-                    if i and spans[i - 1][1] > s or i < len(spans) and spans[i][0] < e:
-                        continue       # overlaps something already redacted
-                    spans.insert(i, (s, e, self.replacement(rule_id, cm.group()), rule_id))
-                    starts.insert(i, s)
-                    added = True
-                    if extents is not None:
-                        extents.append((s, e))
-        if added:
-            spans.sort()
+                    if sc.add(s, e, self.replacement(rule_id, cm.group()), rule_id) and sc.extents is not None:
+                        sc.extents.append((s, e))
 
-    # -- handlers: (orig, low, m, spans, state, extents, ctx_lines) -> next pos | None
+    # -- handlers: (scan, match) -> where scanning goes on, or None: not a secret here
     def _regex_handler(self, rule_id: str, spec: Mapping[str, Any], group: Optional[str]):
         not_after = _byte_table(spec.get("not_after"))
         not_before = _byte_table(spec.get("not_before"))
         verify = re.compile(spec["verify"].encode()) if spec.get("verify") else None
         then = spec.get("then")
 
-        def handle(orig, low, m, spans, state, extents, ctx_lines):
+        def handle(sc: _Scan, m: re.Match[bytes]) -> Optional[int]:
+            low = sc.low
             start, end = m.start(), m.end()
             if not_after is not None and start and not_after[low[start - 1]]:
                 return None
@@ -538,28 +557,31 @@ class Matcher:
             s, e = m.span(group) if group else (start, end)
             if s < 0:
                 return None
-            secret = orig[s:e]
+            secret = sc.orig[s:e]
             if verify is not None and not verify.fullmatch(secret):
                 return None
             if self.is_placeholder(secret):
                 return end
-            spans.append((s, e, self.replacement(rule_id, secret), rule_id))
-            if extents is not None:
-                extents.append((start, end))
+            if not sc.add(s, e, self.replacement(rule_id, secret), rule_id):
+                return None
+            if sc.extents is not None:
+                sc.extents.append((start, end))
             if then:
-                ctx_lines.append(start)
-            return end
+                sc.ctx_lines.append(start)
+            return s           # look inside too: a key name may hide in what was taken
 
         return handle
 
-    def _keyword_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+    def _keyword_handler(self, sc: _Scan, m: re.Match[bytes]) -> Optional[int]:
         s, e = m.start(), m.end()
-        spans.append((s, e, self._markers["keyword"], "keyword"))
-        if extents is not None:
-            extents.append((s, e))
+        if not sc.add(s, e, self._markers["keyword"], "keyword"):
+            return None
+        if sc.extents is not None:
+            sc.extents.append((s, e))
         return e
 
-    def _url_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+    def _url_handler(self, sc: _Scan, m: re.Match[bytes]) -> Optional[int]:
+        low = sc.low
         at = m.start()
         q = low.rfind(b"://", max(0, at - 1024), at)
         if q < 0:
@@ -575,15 +597,17 @@ class Matcher:
         if colon < 0 or ui_start + colon + 1 == at:
             return None
         s = ui_start + colon + 1
-        secret = orig[s:at]
+        secret = sc.orig[s:at]
         if self.is_placeholder(secret):
             return at + 1
-        spans.append((s, at, self.replacement(self._url_rule, secret), self._url_rule))
-        if extents is not None:
-            extents.append((q, at + 1))
+        if not sc.add(s, at, self.replacement(self._url_rule, secret), self._url_rule):
+            return None
+        if sc.extents is not None:
+            sc.extents.append((q, at + 1))
         return at + 1
 
-    def _pem_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+    def _pem_handler(self, sc: _Scan, m: re.Match[bytes]) -> Optional[int]:
+        low = sc.low
         begin_end = m.end()
         nl = low.find(b"\n", begin_end)
         line_end = len(low) if nl < 0 else nl
@@ -591,19 +615,22 @@ class Matcher:
         em = self._pem_end.search(low, begin_end, min(content_end, begin_end + MAX_MATCH))
         marker = self._markers[self._pem_rule]
         if em is not None:
-            spans.append((begin_end, em.start(), marker, self._pem_rule))
-            if extents is not None:
-                extents.append((m.start(), em.end()))
+            if not sc.add(begin_end, em.start(), marker, self._pem_rule):
+                return None
+            if sc.extents is not None:
+                sc.extents.append((m.start(), em.end()))
             return em.end()
-        spans.append((begin_end, content_end, marker, self._pem_rule))
-        if extents is not None:
-            extents.append((m.start(), line_end))
-        state.pem = True
+        if not sc.add(begin_end, content_end, marker, self._pem_rule):
+            return None
+        if sc.extents is not None:
+            sc.extents.append((m.start(), line_end))
+        sc.state.pem = True
         return line_end + 1 if nl >= 0 else line_end
 
-    def _pem_body(self, orig: bytes, low: bytes, pos: int, spans: list[Span], state: ScanState) -> int:
+    def _pem_body(self, sc: _Scan, pos: int) -> int:
         """Drop the lines of an open PEM block until its END line (or until the text
         plainly stops looking like one: then the key was cut short and the log goes on)."""
+        orig, low, state = sc.orig, sc.low, sc.state
         n = len(orig)
         while state.pem and pos < n:
             nl = orig.find(b"\n", pos)
@@ -611,64 +638,115 @@ class Matcher:
             em = self._pem_end.search(low, pos, min(line_end, pos + MAX_MATCH))
             if em is not None:
                 if em.start() > pos:
-                    spans.append((pos, em.start(), b"", None))
+                    sc.add(pos, em.start(), b"", None)
                 state.pem = False
                 return em.start()
             nxt = line_end + 1 if nl >= 0 else n
             if _PEM_BODY.fullmatch(orig, pos, line_end):
-                spans.append((pos, nxt, b"", None))
+                sc.add(pos, nxt, b"", None)
             else:
                 runs = list(_B64_RUN.finditer(orig, pos, line_end))
                 if not runs:
                     state.pem = False
                     return pos
                 for r in runs:
-                    spans.append((r.start(), r.end(), b"", None))
+                    sc.add(r.start(), r.end(), b"", None)
             pos = nxt
         return pos
 
-    def _kv_handler(self, orig, low, m, spans, state, extents, ctx_lines):
+    def _kv_handler(self, sc: _Scan, m: re.Match[bytes]) -> Optional[int]:
         # Ordered so the common harmless candidates ("Token refreshed", "systemKey=")
         # are turned down with the least work.
-        regs = m.regs
+        low = sc.low
         p = m.start()
-        vgroup = 0
-        for g in self._kv_groups:
-            if regs[g][0] >= 0:
-                vgroup = g
-                break
-        if not vgroup:
-            return None
-        vs, ve = regs[vgroup]
-        ks = p - _NAME_BACK.match(low[max(0, p - 64):p][::-1]).end()
-        xml = vgroup == self._kv_groups[5]
-        spaced = not xml and low[regs[self._kv_sep][0]:regs[self._kv_sep][1]].strip() == b""
-        if spaced and ve - vs < 20 and low[ks:ks + 1] != b"-":
+        vs = m.start(self._kv_value)
+        if vs >= 0:
+            xml = False
+            ve = m.end(self._kv_value)
+            sep_s, sep_e = m.span(self._kv_sep)
+            spaced = low[sep_s:sep_e].isspace()
+        else:
+            xml = spaced = True
+            vs, ve = m.span(self._kv_xml)
+        mask = sc.mask
+        if mask is None:
+            mask = sc.mask = low.translate(_NAME_MASK)
+        ks = mask.rfind(b" ", max(0, p - 64), p) + 1
+        if spaced and not xml and ve - vs < 20 and low[ks] != 45:
             return None                          # "token refreshed": not a flag, too short for a key
-        if ks >= 2 and low[ks - 1] == 32:        # "connect key: ..." - two-word key names
-            w = _WORD_BACK.match(low[max(0, ks - 17):ks - 1][::-1])
-            if w and low[ks - 1 - w.end():ks - 1].decode() in self.rules.two_word_key_prefixes:
-                ks = ks - 1 - w.end()
+        if ks >= 2 and low[ks - 1] == 32 and low[ks] != 45:   # "connect key: ..." (never a --flag)
+            lo = max(0, ks - 18)
+            ws = mask.rfind(b" ", lo, ks - 1) + 1
+            if ((ws or not lo) and low[ws:ks - 1].decode("latin-1") in self.rules.two_word_key_prefixes
+                    and not (ws and low[ws - 1] in (47, 92))):
+                ks = ws
         before = low[ks - 1] if ks else 0
-        if before in (47, 92):                   # '/' or '\': a file path, not a key
+        if before == 47 or before == 92:         # '/' or '\': a file path, not a key
             return None
         if xml and before != 60:                 # <key>value</key>
             return None
-        cls = self.classify_key(orig[ks:regs[self._kv_rest][1]].decode("latin-1"))
+        cls = self.classify_key(sc.orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:
             return None
-        if spaced and low[ks:ks + 1] != b"-" and not (
+        if spaced and not xml and low[ks] != 45 and not (
                 cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length):
             return None                          # "--password value" / "connect key <40 chars>" only
-        value = orig[vs:ve]
+        if not xml:
+            vs, ve = _unquote(sc.orig[vs:ve], vs)
+        value = sc.orig[vs:ve]
         if self.is_placeholder(value):
             return m.end()
         if cls.skip_path_values and _PATHLIKE.match(value):
             return None
-        spans.append((vs, ve, self.replacement(cls.rule_id, value), cls.rule_id))
-        if extents is not None:
-            extents.append((ks, m.end()))
-        return m.end()
+        if not sc.add(vs, ve, self.replacement(cls.rule_id, value), cls.rule_id):
+            return None
+        if sc.extents is not None:
+            sc.extents.append((ks, m.end()))
+        return vs
+
+
+class _Scan:
+    """What the handlers of one :meth:`Matcher.scan` call share."""
+
+    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "mask")
+
+    def __init__(self, orig: bytes, low: bytes, state: ScanState,
+                 extents: Optional[list[tuple[int, int]]]):
+        self.orig = orig
+        self.low = low
+        self.state = state
+        self.extents = extents
+        self.spans: list[Span] = []
+        self.ctx_lines: list[int] = []
+        self.mask: Optional[bytes] = None
+
+    def add(self, s: int, e: int, replacement: bytes, rule_id: Optional[str]) -> bool:
+        """Record a replacement; False when it adds nothing to what is replaced.
+
+        Overlapping matches merge: the union is replaced (with the first one's
+        marker), so a longer secret found second is never cut short by a shorter
+        match found first.
+        """
+        spans = self.spans
+        if not spans or s >= spans[-1][1]:
+            spans.append((s, e, replacement, rule_id))
+            return True
+        i = bisect.bisect_right(spans, (s, e))
+        lo = i
+        while lo and spans[lo - 1][1] > s:
+            lo -= 1
+        hi = i
+        while hi < len(spans) and spans[hi][0] < e:
+            hi += 1
+        if lo == hi:
+            spans.insert(i, (s, e, replacement, rule_id))
+            return True
+        first = spans[lo]
+        start, end = min(s, first[0]), max(e, spans[hi - 1][1])
+        if hi - lo == 1 and (start, end) == (first[0], first[1]):
+            return False
+        spans[lo:hi] = [(start, end, first[2], first[3])]
+        return True
 
 
 def assemble(orig: bytes, spans: Iterable[Span]) -> bytes:
@@ -676,7 +754,9 @@ def assemble(orig: bytes, spans: Iterable[Span]) -> bytes:
     out: list[bytes] = []
     last = 0
     for s, e, repl, _ in spans:
-        out.append(orig[last:s])
+        if e <= last:
+            continue                  # inside a span already replaced (never re-emit its bytes)
+        out.append(orig[last:s] if s > last else b"")
         out.append(repl)
         last = e
     if not out:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import random
 import time
@@ -105,6 +106,7 @@ class UploadResult:
     final: bool = False                             # the failure will not go away by retrying
     attempts: int = 0
     spooled: Optional[str] = None                   # spool folder still holding it (on failure)
+    resends: list[int] = field(default_factory=list)  # bytes sent again, per attempt
 
     @property
     def ok(self) -> bool:
@@ -174,11 +176,19 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
         return None
 
 
+def _quiet_urllib3() -> None:
+    """A response cut inside its headers is retried here; urllib3's traceback would only alarm."""
+    noisy = logging.getLogger("urllib3.connection")
+    if noisy.level == logging.NOTSET:
+        noisy.setLevel(logging.ERROR)
+
+
 class TusClient:
     """One session's tus requests: each answers a :class:`_Reply` or raises :class:`UploadError`."""
 
     def __init__(self, token: Optional[str], ca_bundle: Optional[str] = None,
                  session: Optional[requests.Session] = None):
+        _quiet_urllib3()
         self.session = session or requests.Session()
         self.session.verify = ca_bundle or True
         self.session.headers.setdefault("User-Agent", f"jcdiag/{__version__}")
@@ -431,11 +441,9 @@ def send(bundle_path: Path | str, server: Union[ServerInfo, str], token: Optiona
     header_case = header.get("case_id")
     result = UploadResult(header["bundle_id"], str(path), "failed", sha256=sha256, size=size)
     if case_id and header_case and case_id != header_case:
-        result.error = (f"the bundle was collected for case {header_case}, not {case_id}: upload it "
-                        f"with --case {header_case} and that case's token")
-        result.final = True
+        result.error, result.final = _case_mismatch(header_case, case_id), True
         return result
-    job = _Job(path, result, case_id or header_case, header, token,
+    job = _Job(path, result, case_id or header_case,
                server if isinstance(server, ServerInfo) else None,
                server.server if isinstance(server, ServerInfo) else server,
                TusClient(token, ca_bundle or (server.ca_bundle if isinstance(server, ServerInfo) else None),
@@ -445,13 +453,20 @@ def send(bundle_path: Path | str, server: Union[ServerInfo, str], token: Optiona
     return result
 
 
+def _case_mismatch(bundle_case: str, asked: str) -> str:
+    return (f"the bundle was collected for case {bundle_case}, not {asked}: upload it with "
+            f"--case {bundle_case} and that case's token")
+
+
 class _Job:
     """The retry loop of one upload; its counters end in the :class:`UploadResult`."""
 
-    def __init__(self, path, result, case_id, header, token, info, server, client, progress,
-                 chunk_size, deadline, resume_url, on_state, retry):
-        self.path, self.result, self.case_id, self.header = path, result, case_id, header
-        self.token, self.info, self.server, self.client = token, info, server, client
+    def __init__(self, path: Path, result: UploadResult, case_id: Optional[str], info: Optional[ServerInfo],
+                 server: str, client: TusClient, progress: Optional[Progress], chunk_size: int,
+                 deadline: float, resume_url: Optional[str], on_state: Optional[StateCallback],
+                 retry: RetryPolicy):
+        self.path, self.result, self.case_id = path, result, case_id
+        self.info, self.server, self.client = info, server, client
         self.progress, self.chunk_size, self.deadline = progress, chunk_size, deadline
         self.url, self.on_state, self.retry = resume_url, on_state, retry
         self.high_water = 0              # furthest byte ever handed to the network
@@ -463,18 +478,22 @@ class _Job:
         result = self.result
         while True:
             result.attempts += 1
-            before = self._confirmed_offset()
+            before = self.offset
+            resent_before = result.bytes_resent
             try:
                 self._attempt()
+                result.resends.append(result.bytes_resent - resent_before)
                 result.status, result.error, result.url = "uploaded", None, self.url
                 return
             except AlreadyUploaded as exc:
+                result.resends.append(result.bytes_resent - resent_before)
                 if exc.sha256 and exc.sha256 == result.sha256:
                     result.status, result.verified, result.error = "uploaded", True, None
                     return
                 result.error, result.final = f"{exc}", True
                 return
             except UploadError as exc:
+                result.resends.append(result.bytes_resent - resent_before)
                 result.error = str(exc)
                 if exc.status in (404, 410) and self.url and self.restarts < MAX_RESTARTS:
                     self.restarts += 1             # the upload expired (or its URL was garbled): start anew
@@ -483,7 +502,7 @@ class _Job:
                 if exc.final:
                     result.final = True
                     return
-                failures = 1 if self._confirmed_offset() > before else failures + 1
+                failures = 1 if self.offset > before else failures + 1
                 remaining = self.deadline - time.monotonic()
                 if failures > self.retry.max_failures or remaining <= 0:
                     result.error = f"gave up after {result.attempts} attempts: {exc}"
@@ -493,9 +512,6 @@ class _Job:
                     result.error = f"the server asked to wait {exc.retry_after:.0f}s, past the deadline: {exc}"
                     return
                 time.sleep(pause)
-
-    def _confirmed_offset(self) -> int:
-        return self.offset
 
     def _set_url(self, url: Optional[str], offset: int) -> None:
         self.url, self.offset = url, offset
@@ -654,6 +670,11 @@ def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Opti
     """
     from .spool import Spool
 
+    header = read_header(bundle_path)
+    if case_id and header.get("case_id") and case_id != header["case_id"]:
+        sha256, size = sha256_file(bundle_path)
+        return UploadResult(header["bundle_id"], str(bundle_path), "failed", sha256=sha256, size=size,
+                            final=True, error=_case_mismatch(header["case_id"], case_id))
     spool = spool or Spool()
     server_url = server.server if isinstance(server, ServerInfo) else server
     entry = spool.add(bundle_path, server=server_url, case_id=case_id, token=token,

@@ -75,9 +75,9 @@ class Intake:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
+        self.storage = storage or open_storage(config.data_dir, config.s3_endpoint, config.s3_bucket)
         self.secret = load_or_create_secret(config.data_dir)
         self.recipients = publishable_recipients(config.data_dir, config.recipients)
-        self.storage = storage or open_storage(config.data_dir, config.s3_endpoint, config.s3_bucket)
         self.stats = Stats()
         self.tus = TusService(self.storage, config.max_size, config.expire_after, self.stats,
                               log=log.info)

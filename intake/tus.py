@@ -463,19 +463,30 @@ class TusService:
                 continue
             self._delete_upload(uid)
             removed += 1
-        published = {}
-        for entry in self.storage.list("bundles/"):
-            bundle_dir, name = entry.key.rsplit("/", 1)
-            if name == "record.json":
-                published[bundle_dir] = (self.record(bundle_dir.split("/", 1)[1]) or {}).get("object")
-        for entry in self.storage.list("bundles/"):
-            bundle_dir, name = entry.key.rsplit("/", 1)
-            if name.endswith(".7z") and published.get(bundle_dir) != entry.key \
-                    and now - entry.modified > self.expire_after:
-                self.storage.delete(entry.key)          # assembled but never published (crash)
-                removed += 1
+        removed += self._sweep_unpublished(now)
         if removed:
             self.log(f"expired {removed} abandoned upload(s)")
+        return removed
+
+    def _sweep_unpublished(self, now: float) -> int:
+        """Assembled files no record points to (a process died while finishing): delete old ones.
+
+        A folder with a record and one file is the normal case and costs no read.
+        """
+        folders: dict[str, list] = {}
+        for entry in self.storage.list("bundles/"):
+            folders.setdefault(entry.key.rsplit("/", 1)[0], []).append(entry)
+        removed = 0
+        for folder, entries in folders.items():
+            files = [e for e in entries if e.key.endswith(".7z")]
+            has_record = any(e.key.endswith("/record.json") for e in entries)
+            if has_record and len(files) == 1:
+                continue
+            published = (self.record(folder.split("/", 1)[1]) or {}).get("object") if has_record else None
+            for entry in files:
+                if entry.key != published and now - entry.modified > self.expire_after:
+                    self.storage.delete(entry.key)
+                    removed += 1
         return removed
 
 

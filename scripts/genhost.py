@@ -1,17 +1,26 @@
-"""Generates a realistic agent host under a folder: jcagent.log with rotations, AD logs, conf files.
+"""Generates a realistic Linux agent host under a folder: jcagent.log with rotations, the
+updater and install logs, syslog and auth.log, /opt/jc conf files and policies.
 
-Used by the measurement and benchmark scripts.  Lines look like agent lines: a
-timestamp, a level, a component and a message with ids, paths and durations, so
-compression ratios and redaction costs are realistic (not one repeated line, not
-random bytes).  Secrets are planted sparsely, as in real logs.
+Used by the measurement and benchmark scripts.  Lines look like real lines: agent
+lines carry a timestamp, a level, a component and a message with ids, paths and
+durations; syslog and auth.log lines are RFC 3164 style with sshd, sudo, systemd
+and jcagent entries.  So compression ratios and redaction costs are realistic (not
+one repeated line, not random bytes).  Secrets are planted sparsely, as in real
+logs, and the agent's identity files (``client.key``...) exist, as on a real host,
+so the never-collect rules have work to do.
+
+Deterministic: the same ``seed`` and size give the same bytes (each file has its
+own generator, seeded from ``seed`` and the file name).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Callable, Iterator
 
 COMPONENTS = ["jcagent", "policy", "usermgmt", "heartbeat", "updater", "mdm", "pwm", "certs", "ldap"]
 MESSAGES = [
@@ -29,16 +38,36 @@ MESSAGES = [
     "sudoers file /etc/sudoers.d/jumpcloud-{user} written",
 ]
 LEVELS = ["INFO"] * 12 + ["DEBUG"] * 5 + ["WARN"] * 2 + ["ERROR"]
+SYSLOG_MESSAGES = [
+    "sshd[{pid}]: Accepted publickey for {user} from 10.{a}.{b}.{c} port {port} ssh2: ED25519 SHA256:{b64}",
+    "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)",
+    "sshd[{pid}]: Disconnected from user {user} 10.{a}.{b}.{c} port {port}",
+    "sudo:  {user} : TTY=pts/{n} ; PWD=/home/{user} ; USER=root ; COMMAND=/usr/bin/systemctl status jcagent",
+    "systemd[1]: Started Session {n} of User {user}.",
+    "systemd[1]: jcagent.service: Consumed {ms}ms CPU time.",
+    "jcagent[{pid}]: level=info msg=\"heartbeat ok\" duration={ms}ms",
+    "CRON[{pid}]: (root) CMD (test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily ))",
+    "kernel: [{n}.{ms}] audit: type=1400 audit({n}.{ms}:{pid}): apparmor=\"STATUS\" operation=\"profile_replace\"",
+]
+USERS = [f"user{i:03d}" for i in range(40)]
+START = datetime(2026, 11, 1)
+HOSTNAME = "ws-0142"
+
+# Shares of the requested total: the agent log and its rotations dominate, as in the field.
+AGENT_SHARE, SYSLOG_SHARE, AUTH_SHARE = 0.85, 0.10, 0.04
 
 
-def agent_lines(rng: random.Random, start: datetime, approx_bytes: int):
-    """Yields encoded log lines until about ``approx_bytes`` are produced."""
+def _rng(seed: int, name: str) -> random.Random:
+    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big"))
+
+
+def agent_lines(rng: random.Random, start: datetime, approx_bytes: int) -> Iterator[bytes]:
+    """Encoded jcagent.log lines until about ``approx_bytes`` are produced."""
     t, produced = start, 0
-    users = [f"user{i:03d}" for i in range(40)]
     while produced < approx_bytes:
         t += timedelta(milliseconds=rng.randint(5, 900))
         msg = rng.choice(MESSAGES).format(
-            ms=rng.randint(1, 3000), uuid=f"{rng.getrandbits(128):032x}", user=rng.choice(users),
+            ms=rng.randint(1, 3000), uuid=f"{rng.getrandbits(128):032x}", user=rng.choice(USERS),
             uid=rng.randint(5000, 9000), n=rng.randint(1, 400), hex=f"{rng.getrandbits(64):016x}")
         if rng.random() < 0.0005:
             msg += f" Authorization: Bearer {rng.getrandbits(160):040x}"
@@ -48,11 +77,27 @@ def agent_lines(rng: random.Random, start: datetime, approx_bytes: int):
         yield line
 
 
-def write_log(path: Path, rng: random.Random, start: datetime, size: int) -> None:
+def syslog_lines(rng: random.Random, start: datetime, approx_bytes: int) -> Iterator[bytes]:
+    """RFC 3164 syslog / auth.log lines until about ``approx_bytes`` are produced."""
+    t, produced = start, 0
+    while produced < approx_bytes:
+        t += timedelta(milliseconds=rng.randint(50, 4000))
+        msg = rng.choice(SYSLOG_MESSAGES).format(
+            pid=rng.randint(300, 99999), user=rng.choice(USERS), uid=rng.randint(5000, 9000),
+            a=rng.randint(0, 255), b=rng.randint(0, 255), c=rng.randint(1, 254),
+            port=rng.randint(32768, 60999), n=rng.randint(1, 9999), ms=rng.randint(1, 999),
+            b64=f"{rng.getrandbits(256):064x}"[:43])
+        line = f"{t:%b} {t.day:2d} {t:%H:%M:%S} {HOSTNAME} {msg}\n".encode()
+        produced += len(line)
+        yield line
+
+
+def write_lines(path: Path, lines: Iterator[bytes]) -> None:
+    """Writes generated lines in batches (bounded memory at any size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = []
+    buf: list[bytes] = []
     with open(path, "wb") as fh:
-        for line in agent_lines(rng, start, size):
+        for line in lines:
             buf.append(line)
             if len(buf) >= 5000:
                 fh.write(b"".join(buf))
@@ -60,34 +105,83 @@ def write_log(path: Path, rng: random.Random, start: datetime, size: int) -> Non
         fh.write(b"".join(buf))
 
 
+def write_log(path: Path, rng: random.Random, start: datetime, size: int,
+              kind: Callable[[random.Random, datetime, int], Iterator[bytes]] = agent_lines) -> None:
+    write_lines(path, kind(rng, start, size))
+
+
+def _agent_dir(root: Path, seed: int) -> None:
+    """/opt/jc as the agent leaves it: conf files (with secrets to redact), policies, and
+    the identity files that must never be collected."""
+    rng = _rng(seed, "opt/jc")
+    jc = root / "opt/jc"
+    (jc / "policies").mkdir(parents=True, exist_ok=True)
+    conf = {
+        "agentServerHost": "agent.jumpcloud.com", "agentServerPort": "443",
+        "systemKey": "5f3a9c2e1b7d4f6a8c0e2b4d",
+        "systemToken": f"{rng.getrandbits(160):040x}",
+        "certuuid": f"{rng.getrandbits(64):016x}",
+        "clientKey": "/opt/jc/client.key", "clientCrt": "/opt/jc/client.crt", "caCrt": "/opt/jc/ca.crt",
+        "userMgmt": {"ldap_domain": "o=5f3a9c2e1b7d4f6a8c0e2b4e,dc=jumpcloud,dc=com",
+                     "local_ldap_bind_pwd": f"{rng.getrandbits(96):024x}"},
+    }
+    (jc / "jcagent.conf").write_text(json.dumps(conf, indent=2))
+    (jc / "agentBootstrap.json").write_text(json.dumps(
+        {"connectKey": f"jcc_{rng.getrandbits(256):064x}", "provisionedAt": "2025-03-02T10:11:12Z"}))
+    (jc / "version.txt").write_text("1.182.0\n")
+    (jc / "loglevel.cache").write_text("INFO\n")
+    (jc / "managedUsers.json").write_text(json.dumps(
+        [{"username": u, "uid": 5000 + i, "sudo": i % 5 == 0} for i, u in enumerate(USERS)], indent=2))
+    (jc / "policyConf.json").write_text(json.dumps(
+        {"policies": [f"{rng.getrandbits(96):024x}" for _ in range(12)]}, indent=2))
+    for i in range(12):
+        (jc / "policies" / f"policy-{i:02d}.json").write_text(json.dumps(
+            {"id": f"{rng.getrandbits(96):024x}", "name": f"Policy {i}", "template": "linux_lock_screen",
+             "values": {"timeout": 300 + i}}, indent=2))
+    write_log(jc / "jcagentInstall.log", rng, START - timedelta(days=200), 64 << 10)
+    for name in ("client.key", "client.crt", "ca.crt"):
+        (jc / name).write_text(f"-----BEGIN {name.upper()}-----\nnot-a-real-key\n-----END {name.upper()}-----\n")
+
+
 def make_host(root: Path, total_bytes: int, seed: int = 7, rotations: int = 9) -> Path:
-    """A Linux agent host whose agent logs add up to about ``total_bytes``."""
-    rng = random.Random(seed)
-    per_file = total_bytes // (rotations + 1)
-    start = datetime(2026, 11, 1)
+    """A Linux agent host whose logs add up to about ``total_bytes``: jcagent.log and
+    ``rotations`` rotations (85%), syslog (10%), auth.log (4%), the updater log and apt
+    history (the rest), plus /opt/jc."""
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc/os-release").write_text('NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n'
                                          'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nVERSION_CODENAME=jammy\n')
+    logs = root / "var/log"
+    per_file = int(total_bytes * AGENT_SHARE) // (rotations + 1)
     for i in range(rotations, -1, -1):
         name = "jcagent.log" if i == 0 else f"jcagent.log.{i}"
-        write_log(root / "var/log" / name, rng, start + timedelta(days=rotations - i), per_file)
-    jc = root / "opt/jc"
-    jc.mkdir(parents=True, exist_ok=True)
-    (jc / "jcagent.conf").write_text(json.dumps({"systemKey": "5f3a9c2e1b7d4f6a8c0e2b4d",
-                                                 "systemToken": "0123456789abcdef0123456789abcdef01234567"}))
-    (jc / "version.txt").write_text("1.182.0\n")
+        write_log(logs / name, _rng(seed, name), START + timedelta(days=rotations - i), per_file)
+    write_log(logs / "syslog", _rng(seed, "syslog"), START, int(total_bytes * SYSLOG_SHARE), syslog_lines)
+    write_log(logs / "auth.log", _rng(seed, "auth.log"), START, int(total_bytes * AUTH_SHARE), syslog_lines)
+    rest = max(0, total_bytes - per_file * (rotations + 1) - int(total_bytes * (SYSLOG_SHARE + AUTH_SHARE)))
+    write_log(logs / "jcUpdate.log", _rng(seed, "jcUpdate.log"), START, rest // 2)
+    (logs / "apt").mkdir(parents=True, exist_ok=True)
+    (logs / "apt/history.log").write_text("".join(
+        f"\nStart-Date: 2026-10-{d:02d}  06:25:01\nCommandline: /usr/bin/unattended-upgrade\n"
+        f"Upgrade: openssl:amd64 (3.0.2-0ubuntu1.{d}, 3.0.2-0ubuntu1.{d + 1})\n"
+        f"End-Date: 2026-10-{d:02d}  06:25:09\n" for d in range(1, 29)))
+    _agent_dir(root, seed)
     return root
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].isalpha() else int(text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("root", type=Path)
-    ap.add_argument("--size", default="500M", help="total agent log size (e.g. 50M, 500M, 2G)")
+    ap.add_argument("--size", default="500M", help="total log size (e.g. 50M, 500M, 2G)")
+    ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    size = int(float(args.size[:-1]) * units[args.size[-1].upper()]) if args.size[-1].isalpha() else int(args.size)
-    make_host(args.root, size)
-    print(f"wrote about {size} bytes of agent logs under {args.root}")
+    size = parse_size(args.size)
+    make_host(args.root, size, seed=args.seed)
+    print(f"wrote about {size} bytes of logs under {args.root}")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,14 @@ import datetime as dt
 import hashlib
 import ipaddress
 import json
-import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
-from collector.upload import (RetryPolicy, UploadError, discover, preflight, send)
-from tests.transfer_kit import FaultProxy, Intake, free_port, jcdiag, make_bundle, one_json
+from collector.upload import RetryPolicy, TusClient, UploadError, discover, preflight, send, terminate
+from tests.transfer_kit import FakeTus, FaultProxy, Intake, free_port, jcdiag, make_bundle, one_json
 
 FAST = RetryPolicy(base=0.01, cap=0.05, max_failures=12)
 
@@ -122,6 +119,7 @@ def test_every_upload_survives_random_connection_cuts(intake, tmp_path, seed):
     assert result.sha256 == bundle["sha256"]
     assert proxy.cuts_done >= 20
     # client side: what went out again after each cut is at most the chunk in flight
+    assert max(result.resends) <= chunk and sum(result.resends) == result.bytes_resent
     assert result.bytes_resent <= proxy.cuts_done * chunk
     assert result.bytes_sent == bundle["size"] + result.bytes_resent
     # server side: bytes received beyond the file itself (partial chunks dropped) likewise
@@ -134,103 +132,32 @@ def test_every_upload_survives_random_connection_cuts(intake, tmp_path, seed):
     assert hashlib.sha256(content.content).hexdigest() == bundle["sha256"]
 
 
+def test_proxies_come_from_the_environment(intake, tmp_path, monkeypatch):
+    bundle = fresh_bundle(tmp_path, intake, case="00124")
+    proxy = FaultProxy([intake.port])            # forwards bytes; the intake reads absolute-form targets
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    try:
+        result = send(bundle["path"], "http://intake.invalid:1", intake.token("--case", "00124"), retry=FAST)
+    finally:
+        proxy.close()
+    assert result.ok and result.verified, result.error
+    assert proxy.connections >= 1
+
+
+def test_termination_cancels_an_unfinished_upload(intake):
+    token = intake.token("--case", "00125")
+    url = TusClient(token).create(intake.url + "/files/", 1000, {"bundle_id": "JCD-0000-0000-0125",
+                                                                  "sha256": "ab" * 32})
+    TusClient(token).patch(url, 0, b"x" * 100, True, final=False)
+    terminate(url, token)
+    with pytest.raises(UploadError) as gone:
+        TusClient(token).head(url)
+    assert gone.value.status == 404
+
+
 # --------------------------------------------------------------------------- odd servers
-
-
-class FakeTus:
-    """A minimal in-memory tus server for client behaviour; ``faults`` answer before the real logic.
-
-    ``root`` mode answers tus at ``/`` (a plain tus server, like tusd); otherwise at
-    ``/files/`` like the intake, with ``verify`` deciding whether it confirms sha256.
-    """
-
-    def __init__(self, root: bool = True, verify: bool = False, tls: tuple | None = None):
-        self.root, self.verify = root, verify
-        self.faults: list[tuple[str, int, dict, bytes]] = []
-        self.uploads: dict[str, bytearray] = {}
-        self.lengths: dict[str, int] = {}
-        self.requests: list[tuple[str, str, float]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, headers=None, body=b""):
-                self.send_response(status)
-                self.send_header("Tus-Resumable", "1.0.0")
-                for k, v in (headers or {}).items():
-                    self.send_header(k, str(v))
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if body and self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def handle_any(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fake.requests.append((self.command, self.path, time.monotonic()))
-                for i, (method, status, headers, payload) in enumerate(fake.faults):
-                    if method == self.command:
-                        del fake.faults[i]
-                        return self.reply(status, headers, payload)
-                prefix = "/" if fake.root else "/files/"
-                if self.command == "OPTIONS":
-                    if self.path != prefix:
-                        return self.reply(404) if not fake.root else self.reply(204)
-                    return self.reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation,termination,checksum",
-                                            "Tus-Checksum-Algorithm": "sha256"})
-                if self.command == "POST":
-                    uid = f"u{len(fake.uploads)}"
-                    fake.uploads[uid] = bytearray()
-                    fake.lengths[uid] = int(self.headers["Upload-Length"])
-                    return self.reply(201, {"Location": f"{prefix}{uid}"})
-                uid = self.path.rsplit("/", 1)[-1]
-                if uid not in fake.uploads:
-                    return self.reply(404)
-                data = fake.uploads[uid]
-                extra = {}
-                if fake.verify and len(data) == fake.lengths[uid]:
-                    digest = base64.b64encode(hashlib.sha256(bytes(data)).digest()).decode()
-                    extra["Upload-Checksum-Verified"] = f"sha256 {digest}"
-                if self.command == "HEAD":
-                    return self.reply(200, {"Upload-Offset": len(data), "Upload-Length": fake.lengths[uid], **extra})
-                if self.command == "PATCH":
-                    if int(self.headers["Upload-Offset"]) != len(data):
-                        return self.reply(409)
-                    name, _, value = self.headers.get("Upload-Checksum", "").partition(" ")
-                    if name == "sha256" and base64.b64decode(value) != hashlib.sha256(body).digest():
-                        return self.reply(460)
-                    data += body
-                    if fake.verify and len(data) == fake.lengths[uid]:
-                        digest = base64.b64encode(hashlib.sha256(bytes(data)).digest()).decode()
-                        extra["Upload-Checksum-Verified"] = f"sha256 {digest}"
-                    return self.reply(204, {"Upload-Offset": len(data), **extra})
-                if self.command == "DELETE":
-                    del fake.uploads[uid]
-                    return self.reply(204)
-                return self.reply(405)
-
-            do_OPTIONS = do_POST = do_HEAD = do_PATCH = do_DELETE = do_GET = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.scheme = "http"
-        if tls:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*tls)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            self.scheme = "https"
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}/"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -4,18 +4,24 @@ Everything listens on 127.0.0.1 only and every wait is bounded.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
 
 import requests
+
+from collector.upload import TusClient
 
 from tests.hosts import linux_host
 
@@ -151,7 +157,7 @@ class FaultProxy:
     def __init__(self, upstreams: list[int], cuts: int = 0, up_window: int = 100_000,
                  down_window: int = 600, rate: Optional[float] = None, seed: Optional[int] = None):
         self.upstreams = upstreams
-        self.cuts_left = cuts
+        self.cuts_wanted = cuts
         self.cuts_done = 0
         self.up_window, self.down_window = up_window, down_window
         self.rate = rate
@@ -173,9 +179,8 @@ class FaultProxy:
     def _plan(self) -> tuple[Optional[str], int]:
         with self.lock:
             self.connections += 1
-            if self.cuts_left <= 0:
+            if self.cuts_done >= self.cuts_wanted:
                 return None, 0
-            self.cuts_left -= 1
             if self.random.random() < 0.7:
                 return "up", self.random.randint(1, self.up_window)
             return "down", self.random.randint(1, self.down_window)
@@ -252,3 +257,110 @@ class _Pair:
                 moved += len(data)
         except OSError:
             self.close(False)
+
+
+def raw_upload(url: str, token: str, data: bytes, metadata: dict, chunk: int = 64 * 1024) -> str:
+    """Create and PATCH through with the library client, bypassing send()'s own checks."""
+    client = TusClient(token)
+    upload_url = client.create(url + "/files/", len(data), metadata)
+    offset = 0
+    while offset < len(data):
+        piece = data[offset:offset + chunk]
+        offset, _ = client.patch(upload_url, offset, piece, True, final=offset + len(piece) == len(data))
+    return upload_url
+
+
+class FakeTus:
+    """A minimal in-memory tus server for client behaviour; ``faults`` answer before the real logic.
+
+    ``root`` mode answers tus at ``/`` (a plain tus server, like tusd); otherwise at
+    ``/files/`` like the intake, with ``verify`` deciding whether it confirms sha256.
+    """
+
+    def __init__(self, root: bool = True, verify: bool = False, tls: tuple | None = None):
+        self.root, self.verify = root, verify
+        self.faults: list[tuple[str, int, dict, bytes]] = []
+        self.uploads: dict[str, bytearray] = {}
+        self.lengths: dict[str, int] = {}
+        self.requests: list[tuple[str, str, float]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, headers=None, body=b""):
+                self.send_response(status)
+                self.send_header("Tus-Resumable", "1.0.0")
+                for k, v in (headers or {}).items():
+                    self.send_header(k, str(v))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if body and self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def handle_any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append((self.command, self.path, time.monotonic()))
+                for i, (method, status, headers, payload) in enumerate(fake.faults):
+                    if method == self.command:
+                        del fake.faults[i]
+                        return self.reply(status, headers, payload)
+                prefix = "/" if fake.root else "/files/"
+                if self.command == "OPTIONS":
+                    if self.path != prefix:
+                        return self.reply(404) if not fake.root else self.reply(204)
+                    return self.reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation,termination,checksum",
+                                            "Tus-Checksum-Algorithm": "sha256"})
+                if self.command == "POST":
+                    uid = f"u{len(fake.uploads)}"
+                    fake.uploads[uid] = bytearray()
+                    fake.lengths[uid] = int(self.headers["Upload-Length"])
+                    return self.reply(201, {"Location": f"{prefix}{uid}"})
+                uid = self.path.rsplit("/", 1)[-1]
+                if uid not in fake.uploads:
+                    return self.reply(404)
+                data = fake.uploads[uid]
+                extra = {}
+                if fake.verify and len(data) == fake.lengths[uid]:
+                    digest = base64.b64encode(hashlib.sha256(bytes(data)).digest()).decode()
+                    extra["Upload-Checksum-Verified"] = f"sha256 {digest}"
+                if self.command == "HEAD":
+                    return self.reply(200, {"Upload-Offset": len(data), "Upload-Length": fake.lengths[uid], **extra})
+                if self.command == "PATCH":
+                    if int(self.headers["Upload-Offset"]) != len(data):
+                        return self.reply(409)
+                    name, _, value = self.headers.get("Upload-Checksum", "").partition(" ")
+                    if name == "sha256" and base64.b64decode(value) != hashlib.sha256(body).digest():
+                        return self.reply(460)
+                    data += body
+                    if fake.verify and len(data) == fake.lengths[uid]:
+                        digest = base64.b64encode(hashlib.sha256(bytes(data)).digest()).decode()
+                        extra["Upload-Checksum-Verified"] = f"sha256 {digest}"
+                    return self.reply(204, {"Upload-Offset": len(data), **extra})
+                if self.command == "DELETE":
+                    del fake.uploads[uid]
+                    return self.reply(204)
+                return self.reply(405)
+
+            do_OPTIONS = do_POST = do_HEAD = do_PATCH = do_DELETE = do_GET = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,119 @@
+"""``jcdiag config show``, and the helpers commands use to load their settings.
+
+Registered on the main group by ``collector.cli``.  The settings themselves (sources,
+precedence, validation) live in :mod:`collector.config`; this module only turns them
+into lines for people or one JSON object, and offers :func:`command_settings` so every
+command reads flags, environment, managed settings and the config file the same way.
+
+``collector.cli`` imports this module at its end, so its output helpers are imported
+inside the functions here: either module can then be imported first.
+
+Secrets are never shown: the token file is shown by its path (its contents are never
+read here) and URLs have their passwords and secret-looking query values masked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import click
+
+from .config import ConfigError, Settings, SPECS, display_value, load_settings
+
+PRECEDENCE = ("flags > env JCDIAG_* > managed settings > config file > defaults; "
+              "an enforced managed setting wins over all")
+
+
+def explicit_flags(ctx: click.Context, params: Mapping[str, str]) -> dict[str, Any]:
+    """``{setting: value}`` for the options typed on the command line.
+
+    ``params`` maps setting names to the command's parameter names, e.g.
+    ``{"case": "case_id", "recipients": "recipients"}``.  Click defaults and click's own
+    ``envvar=`` values are left out, so they cannot hide the config file or managed
+    settings (environment variables are read by :mod:`collector.config` itself).
+    """
+    from click.core import ParameterSource
+
+    given = {}
+    for setting, param in params.items():
+        if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
+            given[setting] = ctx.params[param]
+    return given
+
+
+def command_settings(ctx: click.Context, params: Mapping[str, str], *, config_file: Optional[Path] = None,
+                     as_json: bool = False, quiet: bool = False, **overrides: Any) -> Settings:
+    """Load settings for a command, or end the run with exit 1 and the config problem.
+
+    Notes (a flag ignored because a managed setting is enforced) go to stderr unless
+    ``as_json``/``quiet``.  ``overrides`` reach :func:`collector.config.load_settings`
+    (tests pass ``registry``, ``managed_plist``, ``system_config``, ``env``).
+    """
+    from platforms import current_family
+    from .cli import _fail
+
+    overrides.setdefault("family", current_family())
+    try:
+        settings = load_settings(explicit_flags(ctx, params), config_file=config_file, **overrides)
+    except ConfigError as exc:
+        _fail(exc, as_json)
+    if not (as_json or quiet):
+        for note in settings.notes:
+            click.echo(f"note: {note}", err=True)
+    return settings
+
+
+def _shown_value(name: str, value: Any, for_json: bool) -> Any:
+    if name == "spool_dir" and value is None:
+        from .spool import default_spool_dir
+        return str(default_spool_dir())
+    return display_value(name, value, for_json=for_json)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(value) if value else "-"
+    return str(value)
+
+
+@click.group(name="config")
+def config_group():
+    """Show the effective configuration and where each value comes from."""
+
+
+@config_group.command(name="show")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Read this TOML file instead of the system-wide one.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def show(config_file, as_json):
+    """Print every setting's effective value and its source (secrets masked).
+
+    \b
+    Precedence: flags > env JCDIAG_* > managed settings > config file > defaults;
+    a managed setting marked enforced wins over everything.
+    """
+    from platforms import current_family
+    from .cli import _emit, _fail
+
+    try:
+        settings = load_settings({}, family=current_family(), config_file=config_file)
+    except ConfigError as exc:
+        _fail(exc, as_json)
+    rows = [(s.name, _shown_value(s.name, s.value, as_json), s.source) for s in settings.items()]
+    if as_json:
+        _emit({"settings": {name: {"value": value, "source": source} for name, value, source in rows},
+               "sources_read": settings.sources_read, "notes": settings.notes,
+               "precedence": PRECEDENCE})
+        return
+    click.echo(f"Precedence: {PRECEDENCE}")
+    click.echo("Read: " + ("; ".join(settings.sources_read) or "no config file, no managed settings"))
+    width = max(len(name) for name in SPECS)
+    value_width = min(48, max(len(_text(value)) for _, value, _ in rows))
+    for name, value, source in rows:
+        click.echo(f"{name:<{width}}  {_text(value):<{value_width}}  {source}")
+    for note in settings.notes:
+        click.echo(f"note: {note}")

@@ -1,0 +1,593 @@
+"""A streaming 7z writer: LZMA2 (or Copy) + 7zAES-256 with encrypted headers, on every core.
+
+Why our own writer: py7zr compresses on one core at about 11 MB/s and its memory
+depends on how it is fed; an endpoint in trouble wants the bundle fast and light.
+This writer produces what ``7z a -mhe=on -p...`` produces and stock 7-Zip, p7zip and
+py7zr open (format: ``7zFormat.txt`` of the LZMA SDK), and nothing more:
+
+* Folder data is LZMA2 (Python's ``lzma``, raw) or Copy, each followed by 7zAES
+  (AES-256-CBC; key = SHA-256 over 2**19 rounds of salt + UTF-16LE password + counter,
+  as 7-Zip defines it; a random IV per folder, kept in the coder properties).
+* Both cores: a folder's data is cut into fixed blocks that are compressed as
+  independent LZMA2 streams in a thread pool (liblzma releases the GIL) and joined
+  into one LZMA2 stream -- every block starts with a dictionary reset, exactly what
+  7-Zip's own multithreaded LZMA2 encoder emits -- so even one big log uses both cores.
+* Flat memory: inputs are read in bounded chunks; at most ``2 * threads`` blocks are
+  in flight; packed data is encrypted and written to the output in order as soon as
+  the oldest block is done (no temporary file, no second write).  Memory depends on
+  ``block_size`` and ``threads``, never on the size of the inputs.
+* Data that is already compressed (by name, or a quick zlib probe of its first
+  64 KiB) goes into a Copy folder instead of wasting the compressor's time.
+* The header (names UTF-16LE, mtimes, attributes, CRC32 of every file, empty files)
+  is itself LZMA2-compressed and AES-encrypted and stored as an EncodedHeader, so
+  without the password not even the names can be listed.
+
+A file of a 7z archive lives in exactly one folder, so the list order is the data
+order: a new folder starts only when the method changes (text after a ``.gz``).
+"""
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+import stat
+import struct
+import time
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import BinaryIO, Callable, Iterable, Optional
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+__all__ = ["StreamingWriter", "write_archive", "write_payload", "derive_key", "is_precompressed",
+           "LZMA2_FILTER", "BLOCK_SIZE", "AES_CYCLES_POWER", "SevenZipWriteError"]
+
+# ---------------------------------------------------------------------------- format constants
+
+SIGNATURE = b"7z\xbc\xaf\x27\x1c"
+FORMAT_VERSION = b"\x00\x04"
+START_HEADER_SIZE = 32
+
+K_END, K_HEADER, K_MAIN_STREAMS_INFO, K_FILES_INFO = 0x00, 0x01, 0x04, 0x05
+K_PACK_INFO, K_UNPACK_INFO, K_SUBSTREAMS_INFO = 0x06, 0x07, 0x08
+K_SIZE, K_CRC, K_FOLDER, K_CODERS_UNPACK_SIZE, K_NUM_UNPACK_STREAM = 0x09, 0x0A, 0x0B, 0x0C, 0x0D
+K_EMPTY_STREAM, K_EMPTY_FILE, K_NAME, K_MTIME, K_WIN_ATTRIBUTES = 0x0E, 0x0F, 0x11, 0x14, 0x15
+K_ENCODED_HEADER = 0x17
+
+METHOD_COPY = b"\x00"
+METHOD_LZMA2 = b"\x21"
+METHOD_AES = b"\x06\xf1\x07\x01"
+
+COPY, LZMA2 = "copy", "lzma2"
+
+#: 7-Zip's default key-stretching work factor (2**19 SHA-256 rounds).
+AES_CYCLES_POWER = 19
+AES_BLOCK = 16
+
+#: LZMA2 settings: preset 1 tuned to what ``7z -mx1`` runs (fast mode, HC4 match
+#: finder, short nice length, small dictionary).  liblzma's plain preset 1 (1 MiB
+#: dictionary, depth 8, nice 128) compresses these logs about 3% smaller but runs at
+#: about half the speed; measured in scripts/bench.py and the closing report of issue 7.
+LZMA2_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 1 << 18,
+                      "mode": lzma.MODE_FAST, "mf": lzma.MF_HC4, "nice_len": 32, "depth": 8}
+#: The header is small and read once: compress it harder.
+HEADER_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 6}
+
+#: Bytes of folder data per independent LZMA2 block (one task for a worker thread).
+BLOCK_SIZE = 4 << 20
+READ_CHUNK = 1 << 20
+PROBE_SIZE = 64 << 10
+
+#: Names whose content is already compressed: stored (Copy + AES), not recompressed.
+STORED_SUFFIXES = frozenset({
+    ".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz", ".lzma", ".zst", ".lz4", ".br", ".z",
+    ".zip", ".7z", ".rar", ".cab", ".jar", ".war", ".apk", ".ipa", ".docx", ".xlsx", ".pptx",
+    ".odt", ".ods", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".heic", ".avif",
+    ".mp3", ".m4a", ".aac", ".ogg", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".dmg",
+})
+_INCOMPRESSIBLE_RATIO = 0.9
+_MIN_PROBE = 4096
+
+_FILETIME_EPOCH = 116444736000000000      # 1601-01-01 to 1970-01-01 in 100 ns units
+_ATTR_ARCHIVE = 0x20
+_ATTR_UNIX_EXTENSION = 0x8000
+
+
+class SevenZipWriteError(Exception):
+    """The archive could not be written; the partial output has been removed."""
+
+
+# ---------------------------------------------------------------------------- encodings
+
+def number(value: int) -> bytes:
+    """7z's variable-length UINT64: the leading one bits of the first byte count the extra bytes."""
+    if value < 0:
+        raise ValueError("7z numbers are unsigned")
+    for extra in range(8):
+        if value < 1 << (7 * (extra + 1)):
+            high = value >> (8 * extra)
+            first = ((0xFF << (8 - extra)) & 0xFF) | high
+            return bytes([first]) + (value & ((1 << (8 * extra)) - 1)).to_bytes(extra, "little")
+    return b"\xff" + value.to_bytes(8, "little")
+
+
+def bit_vector(bits: list[bool]) -> bytes:
+    """Booleans packed most significant bit first, as 7z stores them."""
+    packed = bytearray((len(bits) + 7) // 8)
+    for index, bit in enumerate(bits):
+        if bit:
+            packed[index >> 3] |= 0x80 >> (index & 7)
+    return bytes(packed)
+
+
+def _digests(crcs: list[int]) -> bytes:
+    return b"\x01" + b"".join(struct.pack("<I", crc) for crc in crcs)   # all defined
+
+
+def _lzma2_dict_prop(dict_size: int) -> int:
+    """The one-byte LZMA2 property: smallest encoded dictionary size >= the real one."""
+    for prop in range(40):
+        if (2 | (prop & 1)) << (prop // 2 + 11) >= dict_size:
+            return prop
+    return 40
+
+
+def filetime(mtime_ns: int) -> int:
+    return max(0, mtime_ns // 100 + _FILETIME_EPOCH)
+
+
+def attributes(mode: int) -> int:
+    """Windows attributes with the POSIX mode in the high 16 bits (p7zip's convention)."""
+    return _ATTR_ARCHIVE | _ATTR_UNIX_EXTENSION | ((stat.S_IFREG | stat.S_IMODE(mode)) << 16)
+
+
+# ---------------------------------------------------------------------------- crypto
+
+def derive_key(password: str, salt: bytes = b"", cycles_power: int = AES_CYCLES_POWER) -> bytes:
+    """The 7zAES key: SHA-256 over 2**cycles_power copies of salt + UTF-16LE password +
+    a 64-bit little-endian counter.  Fed in large batches (hashlib releases the GIL)."""
+    secret = salt + password.encode("utf-16-le")
+    if cycles_power == 0x3F:
+        return (secret + bytes(32))[:32]
+    digest = hashlib.sha256()
+    rounds = 1 << cycles_power
+    batch = min(rounds, 1 << 12)
+    for start in range(0, rounds, batch):
+        digest.update(b"".join(secret + n.to_bytes(8, "little") for n in range(start, start + batch)))
+    return digest.digest()
+
+
+def aes_properties(iv: bytes, cycles_power: int = AES_CYCLES_POWER) -> bytes:
+    """7zAES coder properties: work factor, no salt, a 16-byte IV."""
+    return bytes([cycles_power | 0x40, len(iv) - 1]) + iv
+
+
+class _AesStream:
+    """AES-256-CBC over one packed stream; the tail is zero-padded to a whole block as
+    7-Zip does (the coder's unpack size tells the reader where the data ends)."""
+
+    def __init__(self, key: bytes, iv: bytes):
+        self._encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        self.plain_size = 0
+
+    def update(self, data: bytes) -> bytes:
+        self.plain_size += len(data)
+        return self._encryptor.update(data)
+
+    def finish(self) -> bytes:
+        pad = -self.plain_size % AES_BLOCK
+        return self._encryptor.update(bytes(pad)) + self._encryptor.finalize()
+
+
+# ---------------------------------------------------------------------------- compression
+
+def _lzma2_block(data: bytes | bytearray, filters: list[dict]) -> bytes:
+    """One block as an independent raw LZMA2 stream without its end marker, so blocks
+    concatenate into one stream (each starts with a dictionary reset)."""
+    compressor = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=filters)
+    packed = compressor.compress(data) + compressor.flush()
+    if not packed or packed[-1] != 0:
+        raise SevenZipWriteError("liblzma produced an LZMA2 stream without its end marker")
+    return packed[:-1]
+
+
+def is_precompressed(name: str, head: bytes) -> bool:
+    """True for data not worth compressing: a compressed-format name, or a first block
+    that zlib's fastest level cannot shrink by 10% (high entropy)."""
+    if PurePath(name).suffix.lower() in STORED_SUFFIXES:
+        return True
+    if len(head) < _MIN_PROBE:
+        return False
+    sample = head[:PROBE_SIZE]
+    return len(zlib.compress(sample, 1)) > _INCOMPRESSIBLE_RATIO * len(sample)
+
+
+@dataclass
+class _FileRecord:
+    name: str
+    mtime: int                # FILETIME
+    attrib: int
+    size: int = 0
+    crc: int = 0
+    folder: Optional[int] = None
+
+
+@dataclass
+class _FolderRecord:
+    method: str
+    iv: Optional[bytes]
+    unpack_size: int = 0      # bytes out of the folder (sum of its files)
+    coded_size: int = 0       # bytes out of the compressor = into AES
+    pack_size: int = 0        # bytes in the archive
+    files: list[_FileRecord] = field(default_factory=list)
+
+
+class _FolderEncoder:
+    """Turns one folder's bytes into its packed stream, written at once, in order.
+
+    LZMA2 data is cut into ``block_size`` blocks compressed in the pool; the oldest
+    result is written as soon as more than ``max_pending`` blocks are queued, so the
+    amount of data held is bounded.  Copy data goes straight through AES.
+    """
+
+    def __init__(self, record: _FolderRecord, sink: Callable[[bytes], None],
+                 pool: Optional[ThreadPoolExecutor], filters: list[dict], block_size: int,
+                 max_pending: int, key: Optional[Callable[[], bytes]]):
+        self.record = record
+        self._sink = sink
+        self._pool = pool
+        self._filters = filters
+        self._block_size = block_size
+        self._max_pending = max_pending
+        self._pending: deque[Future] = deque()
+        self._buffer = bytearray()
+        self._aes = _AesStream(key(), record.iv) if key is not None else None
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.record.unpack_size += len(data)
+        if self.record.method == COPY:
+            self._emit(bytes(data))
+            return
+        view = memoryview(data)
+        while view:
+            room = self._block_size - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) >= self._block_size:
+                self._submit()
+
+    def finish(self) -> None:
+        if self.record.method == LZMA2:
+            if self._buffer:
+                self._submit()
+            while self._pending:
+                self._emit(self._pending.popleft().result())
+            self._emit(b"\x00")                       # the LZMA2 end marker
+        if self._aes is not None:
+            tail = self._aes.finish()
+            self._write(tail)
+
+    def cancel(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._buffer = bytearray()
+
+    def _submit(self) -> None:
+        block, self._buffer = self._buffer, bytearray()
+        if self._pool is None:
+            self._emit(_lzma2_block(block, self._filters))
+            return
+        self._pending.append(self._pool.submit(_lzma2_block, block, self._filters))
+        while len(self._pending) > self._max_pending or (self._pending and self._pending[0].done()):
+            self._emit(self._pending.popleft().result())
+
+    def _emit(self, coded: bytes) -> None:
+        self.record.coded_size += len(coded)
+        self._write(self._aes.update(coded) if self._aes is not None else coded)
+
+    def _write(self, packed: bytes) -> None:
+        if packed:
+            self.record.pack_size += len(packed)
+            self._sink(packed)
+
+
+# ---------------------------------------------------------------------------- writer
+
+class StreamingWriter:
+    """Writes one 7z archive as files are handed to it; ``close()`` writes the header.
+
+    ``add_file`` returns once the file has been read; its last blocks are still being
+    compressed in the pool while the caller prepares the next file, so a producer
+    (gather + redaction) and the compressors overlap.  Use from one thread::
+
+        with StreamingWriter(out, password) as archive:
+            archive.add_file(path, "logs/jcagent.log")
+            archive.add_bytes("summary.json", blob)
+
+    ``password=None`` writes an unencrypted archive with a plain header (the outer
+    bundle); ``method="copy"`` stores instead of compressing.  If the block raises,
+    the partial output is removed.
+    """
+
+    def __init__(self, out: Path | str, password: Optional[str] = None, *, method: str = LZMA2,
+                 threads: int = 2, block_size: int = BLOCK_SIZE, filters: Optional[list[dict]] = None,
+                 detect_stored: bool = True):
+        if method not in (LZMA2, COPY):
+            raise ValueError(f"unknown 7z method {method!r}: use 'lzma2' or 'copy'")
+        if threads < 1 or block_size < 1:
+            raise ValueError("threads and block_size must be at least 1")
+        self.path = Path(out)
+        self.method = method
+        self.detect_stored = detect_stored and method == LZMA2
+        self._filters = filters or [LZMA2_FILTER]
+        self._block_size = block_size
+        self._max_pending = 2 * threads
+        self._fh: BinaryIO = open(self.path, "wb")
+        self._fh.write(bytes(START_HEADER_SIZE))
+        self._offset = START_HEADER_SIZE
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="7z") \
+            if method == LZMA2 else None
+        self._password = password
+        self._key_future: Optional[Future] = None
+        if password is not None:          # key stretching overlaps the first compression
+            helper = self._pool or ThreadPoolExecutor(max_workers=1)
+            self._key_future = helper.submit(derive_key, password)
+            if self._pool is None:
+                helper.shutdown(wait=False)
+        self._files: list[_FileRecord] = []
+        self._folders: list[_FolderRecord] = []
+        self._current: Optional[_FolderEncoder] = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+    def add_file(self, path: Path | str, arcname: str, method: Optional[str] = None) -> int:
+        """Stream a regular file into the archive; the bytes read (the size at open is
+        not trusted: a growing file is stored as read)."""
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            head = fh.read(PROBE_SIZE)
+            record = self._start(arcname, st.st_mtime_ns, st.st_mode)
+            method = method or self._choose(arcname, head)
+            self._feed(record, head, method)
+            while chunk := fh.read(READ_CHUNK):
+                self._feed(record, chunk, method)
+        return record.size
+
+    def add_bytes(self, arcname: str, data: bytes, mtime_ns: Optional[int] = None,
+                  mode: int = 0o644, method: Optional[str] = None) -> None:
+        """A small in-memory document (summary, manifest)."""
+        record = self._start(arcname, time.time_ns() if mtime_ns is None else mtime_ns, mode)
+        method = method or self._choose(arcname, data[:PROBE_SIZE])
+        for start in range(0, len(data), READ_CHUNK):
+            self._feed(record, data[start:start + READ_CHUNK], method)
+
+    def close(self) -> None:
+        """Finish the last folder, write the (encrypted) header and the start header."""
+        if self._closed:
+            return
+        try:
+            self._finish_folder()
+            next_header = self._next_header()
+            next_offset = self._offset
+            self._write(next_header)
+            start = struct.pack("<QQI", next_offset - START_HEADER_SIZE if next_header else 0,
+                                len(next_header), zlib.crc32(next_header))
+            self._fh.seek(0)
+            self._fh.write(SIGNATURE + FORMAT_VERSION + struct.pack("<I", zlib.crc32(start)) + start)
+            self._fh.flush()
+            self._fh.close()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._shutdown()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drop everything: pending blocks are cancelled and the partial file removed."""
+        if self._current is not None:
+            self._current.cancel()
+            self._current = None
+        self._shutdown()
+        try:
+            self._fh.close()
+        finally:
+            self.path.unlink(missing_ok=True)
+            self._closed = True
+
+    def __enter__(self) -> "StreamingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # ------------------------------------------------------------------ entries
+    def _start(self, arcname: str, mtime_ns: int, mode: int) -> _FileRecord:
+        if self._closed:
+            raise SevenZipWriteError(f"{self.path}: archive already closed")
+        name = arcname.replace("\\", "/").lstrip("/")
+        if not name:
+            raise ValueError("empty archive name")
+        record = _FileRecord(name, filetime(mtime_ns), attributes(mode))
+        self._files.append(record)
+        return record
+
+    def _choose(self, arcname: str, head: bytes) -> str:
+        return COPY if self.method == COPY or (self.detect_stored and is_precompressed(arcname, head)) \
+            else LZMA2
+
+    def _feed(self, record: _FileRecord, data: bytes, method: str) -> None:
+        if not data:
+            return
+        if record.folder is None:
+            encoder = self._folder(method)
+            record.folder = len(self._folders) - 1
+            encoder.record.files.append(record)
+        record.size += len(data)
+        record.crc = zlib.crc32(data, record.crc)
+        self._current.write(data)
+
+    def _folder(self, method: str) -> _FolderEncoder:
+        if self._current is not None and self._current.record.method == method:
+            return self._current
+        self._finish_folder()
+        iv = os.urandom(AES_BLOCK) if self._password is not None else None
+        record = _FolderRecord(method, iv)
+        self._folders.append(record)
+        self._current = _FolderEncoder(record, self._write, self._pool if method == LZMA2 else None,
+                                       self._filters, self._block_size, self._max_pending,
+                                       self._key if self._password is not None else None)
+        return self._current
+
+    def _finish_folder(self) -> None:
+        if self._current is not None:
+            encoder, self._current = self._current, None
+            encoder.finish()
+
+    def _key(self) -> bytes:
+        assert self._key_future is not None
+        return self._key_future.result()
+
+    def _write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._offset += len(data)
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # ------------------------------------------------------------------ header
+    def _next_header(self) -> bytes:
+        """The header, or with a password the EncodedHeader pointing at its packed copy."""
+        if not self._files:
+            return b""
+        header = self._header()
+        if self._password is None:
+            return header
+        iv = os.urandom(AES_BLOCK)
+        packed = lzma.compress(header, format=lzma.FORMAT_RAW, filters=[HEADER_FILTER])
+        aes = _AesStream(self._key(), iv)
+        encrypted = aes.update(packed) + aes.finish()
+        pack_pos = self._offset - START_HEADER_SIZE
+        self._write(encrypted)
+        folder = _FolderRecord(LZMA2, iv, unpack_size=len(header), coded_size=len(packed),
+                               pack_size=len(encrypted))
+        return (bytes([K_ENCODED_HEADER]) + self._pack_info(pack_pos, [folder])
+                + self._unpack_info([folder], HEADER_FILTER, folder_crcs=[zlib.crc32(header)])
+                + bytes([K_END]))
+
+    def _header(self) -> bytes:
+        out = bytearray([K_HEADER])
+        if self._folders:
+            out += bytes([K_MAIN_STREAMS_INFO])
+            out += self._pack_info(0, self._folders)
+            out += self._unpack_info(self._folders, self._filters[0])
+            out += self._substreams_info(self._folders)
+            out += bytes([K_END])
+        out += self._files_info()
+        out += bytes([K_END])
+        return bytes(out)
+
+    @staticmethod
+    def _pack_info(pack_pos: int, folders: list[_FolderRecord]) -> bytes:
+        return (bytes([K_PACK_INFO]) + number(pack_pos) + number(len(folders)) + bytes([K_SIZE])
+                + b"".join(number(f.pack_size) for f in folders) + bytes([K_END]))
+
+    def _unpack_info(self, folders: list[_FolderRecord], lzma2_filter: dict,
+                     folder_crcs: Optional[list[int]] = None) -> bytes:
+        out = bytearray([K_UNPACK_INFO, K_FOLDER]) + number(len(folders)) + b"\x00"
+        for folder in folders:
+            out += self._folder_coders(folder, lzma2_filter)
+        out += bytes([K_CODERS_UNPACK_SIZE])
+        for folder in folders:
+            if folder.iv is not None:
+                out += number(folder.coded_size)          # AES output = compressor input
+            out += number(folder.unpack_size)
+        if folder_crcs is not None:
+            out += bytes([K_CRC]) + _digests(folder_crcs)
+        out += bytes([K_END])
+        return bytes(out)
+
+    @staticmethod
+    def _folder_coders(folder: _FolderRecord, lzma2_filter: dict) -> bytes:
+        """Coders in 7-Zip's order: 7zAES first (it reads the packed stream), then the
+        (de)compressor, whose input is bound to AES's output."""
+        if folder.method == LZMA2:
+            inner = _coder(METHOD_LZMA2, bytes([_lzma2_dict_prop(_dict_size(lzma2_filter))]))
+        else:
+            inner = _coder(METHOD_COPY)
+        if folder.iv is None:
+            return number(1) + inner
+        # two coders; bind pair: coder 1's input (in-stream 1) <- coder 0's output (out-stream 0)
+        return number(2) + _coder(METHOD_AES, aes_properties(folder.iv)) + inner + number(1) + number(0)
+
+    @staticmethod
+    def _substreams_info(folders: list[_FolderRecord]) -> bytes:
+        out = bytearray([K_SUBSTREAMS_INFO, K_NUM_UNPACK_STREAM])
+        out += b"".join(number(len(f.files)) for f in folders)
+        sizes = [rec.size for f in folders for rec in f.files[:-1]]
+        if sizes:
+            out += bytes([K_SIZE]) + b"".join(number(s) for s in sizes)
+        out += bytes([K_CRC]) + _digests([rec.crc for f in folders for rec in f.files])
+        out += bytes([K_END])
+        return bytes(out)
+
+    def _files_info(self) -> bytes:
+        files = self._files
+        out = bytearray([K_FILES_INFO]) + number(len(files))
+        empty = [rec.folder is None for rec in files]
+        if any(empty):
+            out += _property(K_EMPTY_STREAM, bit_vector(empty))
+            out += _property(K_EMPTY_FILE, bit_vector([True] * sum(empty)))   # files, not folders
+        names = b"".join(rec.name.encode("utf-16-le") + b"\x00\x00" for rec in files)
+        out += _property(K_NAME, b"\x00" + names)
+        out += _property(K_MTIME, b"\x01\x00" + b"".join(struct.pack("<Q", r.mtime) for r in files))
+        out += _property(K_WIN_ATTRIBUTES, b"\x01\x00" + b"".join(struct.pack("<I", r.attrib)
+                                                                 for r in files))
+        out += bytes([K_END])
+        return bytes(out)
+
+
+def _coder(method_id: bytes, props: bytes = b"") -> bytes:
+    flags = len(method_id) | (0x20 if props else 0)
+    return bytes([flags]) + method_id + (number(len(props)) + props if props else b"")
+
+
+def _property(prop_id: int, data: bytes) -> bytes:
+    return bytes([prop_id]) + number(len(data)) + data
+
+
+def _dict_size(lzma2_filter: dict) -> int:
+    """The dictionary size a filter spec will use (its own, or its preset's)."""
+    if "dict_size" in lzma2_filter:
+        return lzma2_filter["dict_size"]
+    preset = lzma2_filter.get("preset", lzma.PRESET_DEFAULT) & 0x1F
+    return (256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20,
+            32 << 20, 64 << 20)[preset]
+
+
+# ---------------------------------------------------------------------------- one-call API
+
+def write_archive(files: Iterable[tuple[Path, str]], out: Path, password: Optional[str] = None, *,
+                  method: str = LZMA2, threads: int = 2, block_size: int = BLOCK_SIZE) -> None:
+    """Write ``(path, arcname)`` pairs into the 7z archive ``out``."""
+    with StreamingWriter(out, password, method=method, threads=threads,
+                         block_size=block_size) as archive:
+        for path, arcname in files:
+            archive.add_file(path, arcname)
+
+
+def write_payload(files: Iterable[tuple[Path, str]], out: Path, password: str,
+                  threads: int = 2) -> None:
+    """The bundle payload: LZMA2 (Copy for compressed data) + 7zAES-256, headers encrypted."""
+    if not password:
+        raise SevenZipWriteError("the payload needs a password: jcdiag never writes it unencrypted")
+    write_archive(files, out, password, method=LZMA2, threads=threads)
