@@ -91,6 +91,13 @@ def main() -> None:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.option("--case", "case_id", metavar="ID", help="Support case the bundle belongs to.")
+@click.option("--upload/--no-upload", default=False, show_default=True,
+              help="Send the bundle to --server when it is made (pre-flight checked first).")
+@click.option("--server", metavar="URL", envvar="JCDIAG_SERVER",
+              help="Intake base URL (or any tus endpoint). Without --recipient, the bundle is sealed "
+                   "to the keys the intake publishes. Env: JCDIAG_SERVER.")
+@click.option("--token-file", type=click.Path(dir_okay=False), metavar="F", envvar="JCDIAG_TOKEN_FILE",
+              help="File whose first line is the upload token for the case. Env: JCDIAG_TOKEN_FILE.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, help="Folder the bundle is written to.")
 @click.option("--recipient", "recipients", multiple=True, type=click.Path(dir_okay=False),
@@ -120,7 +127,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and the bundle ID).")
 @click.option("--yes", "-y", is_flag=True, help="Never prompt; use what the flags give.")
-def collect(case_id, output, recipients, password_file, since, max_file_size, max_bundle_size,
+def collect(case_id, upload, server, token_file, output, recipients, password_file, since, max_file_size, max_bundle_size,
             description, steps_taken, noticed_at, severity, resources, attachments, review,
             root, platform_name, as_of, as_json, quiet, yes):
     """Collect agent logs, config and system facts into an encrypted bundle."""
@@ -139,7 +146,8 @@ def collect(case_id, output, recipients, password_file, since, max_file_size, ma
         as_of_date = _date(as_of)
         recips = [load_recipient_file(p) for p in recipients]
         password = _read_secret_file(password_file, "password") if password_file else None
-        if not recips and not password and review is None and interactive:
+        token = _read_secret_file(token_file, "token") if token_file else None
+        if not recips and not password and review is None and interactive and not server:
             password = click.prompt("No recipient key given. Bundle password", hide_input=True,
                                     confirmation_prompt=True, err=True)
         if interactive:
@@ -164,7 +172,8 @@ def collect(case_id, output, recipients, password_file, since, max_file_size, ma
         opts = CollectOptions(
             output=output, platform=platform_name, root=root, recipients=recips, password=password,
             case_id=case_id, limits=Limits(max_file_size, max_bundle_size, since_dt), report=report,
-            attachments=list(attachments), review=review, as_of=as_of_date)
+            attachments=list(attachments), review=review, as_of=as_of_date,
+            server=server, token=token, upload=upload)
         progress = _progress(as_json or quiet)
         result = run_collect(opts, progress)
     except (CollectError, EnvelopeError, BundleError, OSError) as exc:
@@ -224,8 +233,21 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
             click.echo("Redacted: " + ", ".join(f"{k} x{v}" for k, v in sorted(data["redactions"].items())))
         if result.review:
             click.echo(f"Review copy (plaintext, nothing sealed): {result.review}")
+        for warning in data["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
         if result.path:
             click.echo(f"Bundle: {result.path} ({result.size} bytes, sha256 {result.sha256})")
+        up = data["upload"]
+        if up:
+            if up["status"] == "uploaded":
+                click.echo(f"Uploaded to case {result.summary.get('case_id') or '-'}: server verified sha256")
+            else:
+                click.echo(f"Upload failed: {up['error']}", err=True)
+                click.echo(f"The bundle is kept and spooled ({up.get('spooled')}); "
+                           "`jcdiag upload --pending` sends it later.", err=True)
+        for p in data["pending_uploads"]:
+            click.echo(f"Spooled bundle {p['bundle_id']}: {p['status']}"
+                       + (f" ({p['error']})" if p.get("error") else ""))
         if result.exit_code == 5:
             click.echo("Nothing could be collected: is the agent installed, and are you root/Administrator?")
     if result.path or result.review:
@@ -256,6 +278,9 @@ class _LogProgress:
     def done(self) -> None:
         pass
 
+    def sent(self, done: int, total: int) -> None:
+        pass
+
 
 class _TtyProgress(_LogProgress):
     """A live one-line counter of bytes read on a terminal."""
@@ -274,6 +299,10 @@ class _TtyProgress(_LogProgress):
         self.bytes += nbytes
         name = os.path.basename(label)[:40]
         click.echo(f"\r\x1b[K{self.label}: {self.bytes / 1048576:8.1f} MiB  {name}", err=True, nl=False)
+
+    def sent(self, done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        click.echo(f"\r\x1b[K{self.label}: {pct:3d}% of {total / 1048576:.1f} MiB", err=True, nl=False)
 
     def done(self) -> None:
         if self.label:

@@ -52,6 +52,10 @@ class CollectOptions:
     redactor: Optional[Redactor] = None
     bundle_id: Optional[str] = None
     online_url: Optional[str] = None                  # clock-skew check against this HTTPS URL
+    server: Optional[str] = None                      # intake base URL or tus endpoint
+    token: Optional[str] = None                       # upload token for the case
+    upload: bool = False                              # send the bundle when it is made
+    ca_bundle: Optional[str] = None
     platform_obj: Optional[Platform] = None          # injected in tests (replayed commands)
 
 
@@ -66,6 +70,9 @@ class CollectResult:
     summary: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Artifact] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)
+    upload: Optional[dict[str, Any]] = None           # the upload's outcome, when one was asked
+    pending: list[dict[str, Any]] = field(default_factory=list)   # older spooled bundles sent too
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         counts = collection_counts(self.artifacts)
@@ -81,6 +88,9 @@ class CollectResult:
             "collection": counts,
             "failed_collectors": counts["failed"],
             "redactions": self.redactions,
+            "upload": self.upload,
+            "pending_uploads": self.pending,
+            "warnings": self.warnings,
         }
 
 
@@ -92,6 +102,9 @@ class Progress:
     def advance(self, label: str, nbytes: int) -> None: ...
 
     def done(self) -> None: ...
+
+    def sent(self, done: int, total: int) -> None:
+        """Upload progress: bytes the server has confirmed of ``total``."""
 
 
 def check_output_dir(path: Path) -> Path:
@@ -224,6 +237,8 @@ def check(platform: Platform, as_of: Optional[date] = None, online_url: Optional
 def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> CollectResult:
     """Facts, gather, summary, then the sealed bundle (or the review copy)."""
     progress = progress or Progress()
+    warnings: list[str] = []
+    server_info = _prepare_server(opts, warnings)
     _validate(opts)
     platform = opts.platform_obj or platforms.get_platform(opts.platform, opts.root)
     bundle_id = opts.bundle_id or new_bundle_id()
@@ -251,7 +266,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
             fact_errors=facts.errors)
         _write_documents(staging, summary, report, artifacts, red_report, platform, opts, bundle_id, created)
         result = CollectResult(bundle_id, _exit_code(artifacts), summary=summary, artifacts=artifacts,
-                               redactions=red_report.get("totals", {}))
+                               redactions=red_report.get("totals", {}), warnings=warnings)
         if result.exit_code == EXIT_NOTHING:
             return result
         if opts.review is not None:
@@ -263,7 +278,58 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
                                           order=_payload_order)
         progress.done()
     result.path, result.sha256, result.size = written.path, written.sha256, written.size
+    if opts.upload:
+        _deliver(result, server_info, opts, progress)
     return result
+
+
+def _prepare_server(opts: CollectOptions, warnings: list[str]):
+    """Pre-flight, before anything is collected: is the server there, is the token good,
+    and which keys does it publish (sealed to when no ``--recipient`` is given)?
+
+    A bad token or a wrong URL stops the run now (exit 1), not after the whole
+    collection.  An unreachable server is fatal only when its keys are needed;
+    otherwise the bundle is made, spooled, and sent by a later run.
+    """
+    if not opts.server:
+        if opts.upload:
+            raise CollectError("--upload needs --server URL (and --token-file F)")
+        return None
+    from .envelope import load_recipient
+    from .upload import UploadError, preflight
+
+    if opts.upload and not opts.token:
+        raise CollectError("--upload needs an upload token: give --token-file F "
+                           "(jcdiag intake token --case ID makes one)")
+    try:
+        info = preflight(opts.server, opts.token, opts.case_id, opts.ca_bundle)
+    except UploadError as exc:
+        if exc.final or not (opts.recipients or opts.password):
+            raise CollectError(f"{exc}") from None
+        warnings.append(f"{exc}; the bundle will wait in the spool (jcdiag upload --pending sends it)")
+        return None
+    if not opts.recipients and not opts.password:
+        opts.recipients = [load_recipient(pem, f"{opts.server} key {i + 1}")
+                           for i, pem in enumerate(info.recipients)]
+        if not opts.recipients and opts.review is None:
+            raise CollectError(f"{opts.server} publishes no support keys: give --recipient PEM or "
+                               "--password-file F")
+    return info
+
+
+def _deliver(result: CollectResult, server_info, opts: CollectOptions, progress: Progress) -> None:
+    """Send the new bundle (through the spool, so nothing is lost), then what older runs left."""
+    from .upload import deliver, send_pending
+
+    progress.step("Uploading the bundle")
+    sent = deliver(result.path, server_info or opts.server, opts.token, opts.case_id,
+                   progress=progress.sent, ca_bundle=opts.ca_bundle)
+    progress.done()
+    result.upload = sent.to_json()
+    if not sent.ok:
+        result.exit_code = EXIT_UPLOAD
+        return
+    result.pending = [r.to_json() for r in send_pending(skip=frozenset({result.bundle_id}))]
 
 
 def _validate(opts: CollectOptions) -> None:

@@ -396,7 +396,8 @@ def discover(server: str, ca_bundle: Optional[str] = None, client: Optional[TusC
                       extensions=extensions, checksums=checksums, ca_bundle=ca_bundle)
 
 
-def preflight(server: str, token: str, case_id: Optional[str], ca_bundle: Optional[str] = None) -> ServerInfo:
+def preflight(server: str, token: Optional[str], case_id: Optional[str],
+              ca_bundle: Optional[str] = None) -> ServerInfo:
     """Before collecting: is the server there, and is the token good for this case? (about a second)
 
     For a jcdiag intake this also fetches the recipients it publishes
@@ -408,8 +409,10 @@ def preflight(server: str, token: str, case_id: Optional[str], ca_bundle: Option
     info = discover(server, ca_bundle, client)
     if not info.is_intake:
         return info
-    query = "token/check?scope=upload" + (f"&case={requests.utils.quote(case_id, safe='')}" if case_id else "")
-    client.api_get(urljoin(info.api_url, query), "checking the upload token")
+    if token:                                      # without one, only the public keys are wanted
+        query = "token/check?scope=upload" + (f"&case={requests.utils.quote(case_id, safe='')}"
+                                              if case_id else "")
+        client.api_get(urljoin(info.api_url, query), "checking the upload token")
     published = client.api_get(urljoin(info.api_url, "recipients"), "fetching the support keys")
     info.recipients = [r["pem"].encode("ascii") for r in published.get("recipients", []) if r.get("pem")]
     return info
