@@ -5,8 +5,9 @@ precedence, validation) live in :mod:`collector.config`; this module only turns 
 into lines for people or one JSON object, and offers :func:`command_settings` so every
 command reads flags, environment, managed settings and the config file the same way.
 
-``collector.cli`` imports this module at its end, so its output helpers are imported
-inside the functions here: either module can then be imported first.
+``collector.cli`` imports this module at its end, so its output helpers (and
+:mod:`collector.config`, which ``jcdiag --help`` does not need) are imported inside the
+functions here: either module can then be imported first, and start-up stays quick.
 
 Secrets are never shown: the token file is shown by its path (its contents are never
 read here) and URLs have their passwords and secret-looking query values masked.
@@ -14,11 +15,12 @@ read here) and URLs have their passwords and secret-looking query values masked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import click
 
-from .config import ConfigError, Settings, SPECS, display_value, load_settings
+if TYPE_CHECKING:
+    from .config import Settings
 
 PRECEDENCE = ("flags > env JCDIAG_* > managed settings > config file > defaults; "
               "an enforced managed setting wins over all")
@@ -42,7 +44,7 @@ def explicit_flags(ctx: click.Context, params: Mapping[str, str]) -> dict[str, A
 
 
 def command_settings(ctx: click.Context, params: Mapping[str, str], *, config_file: Optional[Path] = None,
-                     as_json: bool = False, quiet: bool = False, **overrides: Any) -> Settings:
+                     as_json: bool = False, quiet: bool = False, **overrides: Any) -> "Settings":
     """Load settings for a command, or end the run with exit 1 and the config problem.
 
     Notes (a flag ignored because a managed setting is enforced) go to stderr unless
@@ -51,6 +53,7 @@ def command_settings(ctx: click.Context, params: Mapping[str, str], *, config_fi
     """
     from platforms import current_family
     from .cli import _fail
+    from .config import ConfigError, load_settings
 
     overrides.setdefault("family", current_family())
     try:
@@ -64,6 +67,8 @@ def command_settings(ctx: click.Context, params: Mapping[str, str], *, config_fi
 
 
 def _shown_value(name: str, value: Any, for_json: bool) -> Any:
+    from .config import display_value
+
     if name == "spool_dir" and value is None:
         from .spool import default_spool_dir
         return str(default_spool_dir())
@@ -98,6 +103,7 @@ def show(config_file, as_json):
     """
     from platforms import current_family
     from .cli import _emit, _fail
+    from .config import SPECS, ConfigError, load_settings
 
     try:
         settings = load_settings({}, family=current_family(), config_file=config_file)

@@ -34,7 +34,6 @@ decides what to import.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -43,11 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 ENV_PREFIX = "JCDIAG_"
 CONFIG_ENV = "JCDIAG_CONFIG"
@@ -318,6 +312,8 @@ def _parse_entries(where: str, entries: Mapping[str, Any], *, loose: bool,
 
 
 def _unknown(key: str) -> str:
+    import difflib
+
     close = difflib.get_close_matches(key.lower(), list(SPECS), n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"unknown key {_shown(key)}{hint} (known keys: {', '.join(SPECS)})"
@@ -338,6 +334,10 @@ def system_config_path(family: str, env: Mapping[str, str] = os.environ) -> Pure
 
 
 def _file_layer(path: Path, explicit: bool) -> Optional[_Layer]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10 only
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)

@@ -25,15 +25,15 @@ from typing import Callable, Iterator
 COMPONENTS = ["jcagent", "policy", "usermgmt", "heartbeat", "updater", "mdm", "pwm", "certs", "ldap"]
 MESSAGES = [
     "heartbeat sent status=200 duration={ms}ms",
-    "policy {uuid} applied result=success duration={ms}ms",
+    "policy {policy} applied result=success duration={ms}ms",
     "polling for commands: none pending",
     "user {user} synced uid={uid} groups={n}",
-    "fetched configuration etag={hex}",
+    "fetched configuration etag={etag}",
     "checking for agent update: current=1.182.0 latest=1.182.0",
     "command {uuid} finished exit=0 stdout={n} bytes",
     "connection to agent.jumpcloud.com:443 established in {ms}ms",
-    "failed to read /var/lib/jc/state/{hex}.json: no such file or directory",
-    "retrying request to https://console.jumpcloud.com/api/systems/{hex} after 503",
+    "failed to read /var/lib/jc/state/{state}.json: no such file or directory",
+    "retrying request to https://console.jumpcloud.com/api/systems/{system} after 503",
     "certificate check ok, expires in {n} days",
     "sudoers file /etc/sudoers.d/jumpcloud-{user} written",
 ]
@@ -61,14 +61,33 @@ def _rng(seed: int, name: str) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big"))
 
 
+class _AgentVocabulary:
+    """The variable parts of one host's agent log, as a real host has them: a handful
+    of bound policies, this system's id, a few state files, an etag that changes now
+    and then; only command ids, durations and counters are fresh on every line."""
+
+    def __init__(self, rng: random.Random):
+        self.system_id = f"{rng.getrandbits(96):024x}"
+        self.policies = [f"{rng.getrandbits(96):024x}" for _ in range(12)]
+        self.state_files = [f"{rng.getrandbits(64):016x}" for _ in range(5)]
+        self.etag = f"{rng.getrandbits(64):016x}"
+
+    def fields(self, rng: random.Random) -> dict:
+        if rng.random() < 0.002:
+            self.etag = f"{rng.getrandbits(64):016x}"
+        return dict(ms=rng.randint(1, 3000), uuid=f"{rng.getrandbits(128):032x}", user=rng.choice(USERS),
+                    uid=rng.randint(5000, 5039), n=rng.randint(1, 400), etag=self.etag,
+                    policy=rng.choice(self.policies), state=rng.choice(self.state_files),
+                    system=self.system_id)
+
+
 def agent_lines(rng: random.Random, start: datetime, approx_bytes: int) -> Iterator[bytes]:
     """Encoded jcagent.log lines until about ``approx_bytes`` are produced."""
     t, produced = start, 0
+    vocabulary = _AgentVocabulary(rng)
     while produced < approx_bytes:
         t += timedelta(milliseconds=rng.randint(5, 900))
-        msg = rng.choice(MESSAGES).format(
-            ms=rng.randint(1, 3000), uuid=f"{rng.getrandbits(128):032x}", user=rng.choice(USERS),
-            uid=rng.randint(5000, 9000), n=rng.randint(1, 400), hex=f"{rng.getrandbits(64):016x}")
+        msg = rng.choice(MESSAGES).format(**vocabulary.fields(rng))
         if rng.random() < 0.0005:
             msg += f" Authorization: Bearer {rng.getrandbits(160):040x}"
         line = f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d} [{rng.choice(LEVELS)}] " \
@@ -78,15 +97,20 @@ def agent_lines(rng: random.Random, start: datetime, approx_bytes: int) -> Itera
 
 
 def syslog_lines(rng: random.Random, start: datetime, approx_bytes: int) -> Iterator[bytes]:
-    """RFC 3164 syslog / auth.log lines until about ``approx_bytes`` are produced."""
+    """RFC 3164 syslog / auth.log lines until about ``approx_bytes`` are produced.  Each
+    user logs in from a few addresses with one key, as people do."""
     t, produced = start, 0
+    keys = {u: f"{rng.getrandbits(256):064x}"[:43] for u in USERS}
+    addresses = {u: [(rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254)) for _ in range(3)]
+                 for u in USERS}
     while produced < approx_bytes:
         t += timedelta(milliseconds=rng.randint(50, 4000))
+        user = rng.choice(USERS)
+        a, b, c = rng.choice(addresses[user])
         msg = rng.choice(SYSLOG_MESSAGES).format(
-            pid=rng.randint(300, 99999), user=rng.choice(USERS), uid=rng.randint(5000, 9000),
-            a=rng.randint(0, 255), b=rng.randint(0, 255), c=rng.randint(1, 254),
+            pid=rng.randint(300, 99999), user=user, uid=5000 + USERS.index(user), a=a, b=b, c=c,
             port=rng.randint(32768, 60999), n=rng.randint(1, 9999), ms=rng.randint(1, 999),
-            b64=f"{rng.getrandbits(256):064x}"[:43])
+            b64=keys[user])
         line = f"{t:%b} {t.day:2d} {t:%H:%M:%S} {HOSTNAME} {msg}\n".encode()
         produced += len(line)
         yield line

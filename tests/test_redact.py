@@ -266,19 +266,19 @@ def test_line_longer_than_max_line_is_cut_safely_and_memory_stays_bounded():
 def test_memory_stays_bounded_whatever_the_input_size():
     import tracemalloc
 
-    block = (b"2024-05-14 10:32:00 [INFO] systemKey=5e30c0b9890a7a4766268b60 Token refreshed "
-             b"password=hunter2 sha256=5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9\n") * 6000
+    quiet = b"2024-05-14 10:32:00 [INFO] Heartbeat ok in 84ms sha256=5feceb66ffc86f38d952786c6d696c79c2dbc239dd\n"
+    block = (quiet * 99 + b"2024-05-14 10:32:00 [DEBUG] password=hunter2\n") * 100     # ~1 MB
     scrubber = Redactor().text_stream("big.log")
     tracemalloc.start()
     try:
-        for _ in range(24):                     # ~24 MB through 1 MB feeds
+        for _ in range(12):                     # 12 MB through 1 MB feeds
             scrubber.feed(block)
         scrubber.close()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert scrubber.hits == {"password": 24 * 6000}
-    assert peak < 12 * len(block)                # a few chunk-sized buffers, not the input
+    assert scrubber.hits == {"password": 1200}
+    assert peak < 6 * len(block)                 # a few chunk-sized buffers, not the input
 
 
 def test_long_line_without_separators_is_cut_where_no_secret_is():
