@@ -98,17 +98,17 @@ def main() -> None:
                    "to the keys the intake publishes. Env: JCDIAG_SERVER.")
 @click.option("--token-file", type=click.Path(dir_okay=False), metavar="F", envvar="JCDIAG_TOKEN_FILE",
               help="File whose first line is the upload token for the case. Env: JCDIAG_TOKEN_FILE.")
-@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=".",
-              show_default=True, help="Folder the bundle is written to.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder the bundle is written to (default: config `output`, else the current folder).")
 @click.option("--recipient", "recipients", multiple=True, type=click.Path(dir_okay=False),
               metavar="PEM", help="Support public key or certificate to seal the bundle to (repeatable).")
 @click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
               help="Encrypt with the password on this file's first line instead of recipient keys.")
 @click.option("--since", metavar="WHEN", help="Keep log records from WHEN on (ISO date/time, or 2h, 3d, 1w).")
-@click.option("--max-file-size", type=SizeType(), default="50M", show_default=True,
-              help="Per-file cap; the newest data is kept.")
-@click.option("--max-bundle-size", type=SizeType(), default="1G", show_default=True,
-              help="Cap on everything collected (before compression).")
+@click.option("--max-file-size", type=SizeType(),
+              help="Per-file cap; the newest data is kept (default 50M).")
+@click.option("--max-bundle-size", type=SizeType(),
+              help="Cap on everything collected, before compression (default 1G).")
 @click.option("--description", help="What is wrong, in detail.")
 @click.option("--steps-taken", help="Troubleshooting already done.")
 @click.option("--noticed-at", metavar="WHEN", help="When the issue was first noticed.")
@@ -127,17 +127,34 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and the bundle ID).")
 @click.option("--yes", "-y", is_flag=True, help="Never prompt; use what the flags give.")
-def collect(case_id, upload, server, token_file, output, recipients, password_file, since, max_file_size, max_bundle_size,
-            description, steps_taken, noticed_at, severity, resources, attachments, review,
-            root, platform_name, as_of, as_json, quiet, yes):
-    """Collect agent logs, config and system facts into an encrypted bundle."""
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Config file instead of the system-wide one (see `jcdiag config show`).")
+@click.option("--low-priority/--normal-priority", default=None,
+              help="Run at low CPU and I/O priority (default: when not on a terminal).")
+@click.option("--max-runtime", metavar="DURATION", help="Stop cleanly after this long (e.g. 30m).")
+@click.pass_context
+def collect(ctx, case_id, upload, server, token_file, output, recipients, password_file, since,
+            max_file_size, max_bundle_size, description, steps_taken, noticed_at, severity, resources,
+            attachments, review, root, platform_name, as_of, as_json, quiet, yes, config_file,
+            low_priority, max_runtime):
+    """Collect agent logs, config and system facts into an encrypted bundle.
+
+    Settings not given as flags come from JCDIAG_* environment variables, MDM managed
+    settings, the config file, then defaults (`jcdiag config show` lists them).
+    """
     from .envelope import EnvelopeError, load_recipient_file
     from .gather import Limits
     from .logtime import parse_when
     from .pipeline import CollectError, CollectOptions, collect as run_collect
     from .report import IssueReport
     from .bundle import BundleError
+    from .cli_config import command_settings
 
+    settings = command_settings(ctx, COLLECT_SETTINGS, config_file=config_file, as_json=as_json, quiet=quiet)
+    case_id, server, output = settings.get("case"), settings.get("server"), settings.get("output")
+    token_file = settings.get("token_file")
+    recipients = [str(p) for p in settings.get("recipients")]
+    since = settings.get("since")
     interactive = _interactive(yes, as_json, quiet)
     try:
         _check_root(root, platform_name)
@@ -146,7 +163,7 @@ def collect(case_id, upload, server, token_file, output, recipients, password_fi
         as_of_date = _date(as_of)
         recips = [load_recipient_file(p) for p in recipients]
         password = _read_secret_file(password_file, "password") if password_file else None
-        token = _read_secret_file(token_file, "token") if token_file else None
+        token = _read_secret_file(str(token_file), "token") if token_file else None
         if not recips and not password and review is None and interactive and not server:
             password = click.prompt("No recipient key given. Bundle password", hide_input=True,
                                     confirmation_prompt=True, err=True)
@@ -170,13 +187,13 @@ def collect(case_id, upload, server, token_file, output, recipients, password_fi
                              noticed_at=noticed.isoformat() if noticed else "",
                              severity=severity, resources=list(resources))
         opts = CollectOptions(
-            output=output, platform=platform_name, root=root, recipients=recips, password=password,
-            case_id=case_id, limits=Limits(max_file_size, max_bundle_size, since_dt), report=report,
-            attachments=list(attachments), review=review, as_of=as_of_date,
-            server=server, token=token, upload=upload)
-        progress = _progress(as_json or quiet)
-        result = run_collect(opts, progress)
-    except (CollectError, EnvelopeError, BundleError, OSError) as exc:
+            output=Path(output), platform=platform_name, root=root, recipients=recips, password=password,
+            case_id=case_id, limits=Limits(settings.get("max_file_size"), settings.get("max_bundle_size"),
+                                           since_dt),
+            report=report, attachments=list(attachments), review=review, as_of=as_of_date,
+            server=server, token=token, upload=upload, online_url=None, spool=_spool(settings))
+        result = _as_scheduled(settings, lambda: run_collect(opts, _progress(as_json or quiet)))
+    except (CollectError, EnvelopeError, BundleError, OSError, AutomationStop) as exc:
         _fail(exc, as_json)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: nothing was written", err=True)
@@ -211,6 +228,37 @@ def _fail(exc: BaseException, as_json: bool) -> None:
         _emit({"error": message, "exit_code": 1})
         sys.exit(1)
     raise Fail(message)
+
+
+COLLECT_SETTINGS = {"case": "case_id", "server": "server", "token_file": "token_file",
+                    "recipients": "recipients", "output": "output", "max_file_size": "max_file_size",
+                    "max_bundle_size": "max_bundle_size", "since": "since",
+                    "low_priority": "low_priority", "max_runtime": "max_runtime"}
+
+
+class AutomationStop(Exception):
+    """Another run holds the lock, or --max-runtime ran out: exit 1 with the reason."""
+
+
+def _spool(settings):
+    from .spool import Spool
+    return Spool(settings.get("spool_dir"), settings.get("spool_max_size"), settings.get("spool_max_age"))
+
+
+def _as_scheduled(settings, work):
+    """One run at a time, at low priority when asked (or not on a terminal), within --max-runtime."""
+    from .automation import AlreadyRunning, RuntimeLimitExceeded, lower_priority, runtime_limit, \
+        single_run_lock
+
+    if settings.get("low_priority"):
+        lower_priority()
+    try:
+        with single_run_lock(), runtime_limit(settings.get("max_runtime")):
+            return work()
+    except AlreadyRunning as exc:
+        raise AutomationStop(str(exc)) from None
+    except RuntimeLimitExceeded as exc:
+        raise AutomationStop(str(exc)) from None
 
 
 def _print_collect(result, as_json: bool, quiet: bool) -> None:
@@ -326,13 +374,21 @@ Exit codes:
               help="OS of the files under --root (default: this OS).")
 @click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
 @click.option("--online", is_flag=True, help="Also check the clock against --online-url's Date header.")
-@click.option("--online-url", default="https://console.jumpcloud.com", show_default=True, metavar="URL",
-              help="HTTPS URL whose Date header the clock is compared with.")
+@click.option("--online-url", metavar="URL",
+              help="HTTPS URL whose Date header the clock is compared with "
+                   "(default: config `online_url`, else https://console.jumpcloud.com).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
-def check(root, platform_name, as_of, online, online_url, as_json):
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Config file instead of the system-wide one.")
+@click.pass_context
+def check(ctx, root, platform_name, as_of, online, online_url, as_json, config_file):
     """End-of-Life and patch verdict, and agent health findings; no bundle."""
     import platforms
+    from .cli_config import command_settings
     from .pipeline import check as run_check
+
+    settings = command_settings(ctx, {"online_url": "online_url"}, config_file=config_file, as_json=as_json)
+    online_url = settings.get("online_url")
 
     _check_root(root, platform_name)
     as_of_date = _date(as_of)

@@ -56,6 +56,7 @@ class CollectOptions:
     token: Optional[str] = None                       # upload token for the case
     upload: bool = False                              # send the bundle when it is made
     ca_bundle: Optional[str] = None
+    spool: Any = None                                 # collector.spool.Spool (default: per OS)
     platform_obj: Optional[Platform] = None          # injected in tests (replayed commands)
 
 
@@ -322,14 +323,14 @@ def _deliver(result: CollectResult, server_info, opts: CollectOptions, progress:
     from .upload import deliver, send_pending
 
     progress.step("Uploading the bundle")
-    sent = deliver(result.path, server_info or opts.server, opts.token, opts.case_id,
+    sent = deliver(result.path, server_info or opts.server, opts.token, opts.case_id, spool=opts.spool,
                    progress=progress.sent, ca_bundle=opts.ca_bundle)
     progress.done()
     result.upload = sent.to_json()
     if not sent.ok:
         result.exit_code = EXIT_UPLOAD
         return
-    result.pending = [r.to_json() for r in send_pending(skip=frozenset({result.bundle_id}))]
+    result.pending = [r.to_json() for r in send_pending(opts.spool, skip=frozenset({result.bundle_id}))]
 
 
 def _validate(opts: CollectOptions) -> None:

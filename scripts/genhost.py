@@ -20,7 +20,8 @@ import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from functools import partial
+from typing import Callable, Iterator, Optional
 
 COMPONENTS = ["jcagent", "policy", "usermgmt", "heartbeat", "updater", "mdm", "pwm", "certs", "ldap"]
 MESSAGES = [
@@ -81,10 +82,11 @@ class _AgentVocabulary:
                     system=self.system_id)
 
 
-def agent_lines(rng: random.Random, start: datetime, approx_bytes: int) -> Iterator[bytes]:
+def agent_lines(rng: random.Random, start: datetime, approx_bytes: int,
+                vocabulary: Optional[_AgentVocabulary] = None) -> Iterator[bytes]:
     """Encoded jcagent.log lines until about ``approx_bytes`` are produced."""
     t, produced = start, 0
-    vocabulary = _AgentVocabulary(rng)
+    vocabulary = vocabulary or _AgentVocabulary(rng)
     while produced < approx_bytes:
         t += timedelta(milliseconds=rng.randint(5, 900))
         msg = rng.choice(MESSAGES).format(**vocabulary.fields(rng))
@@ -176,13 +178,15 @@ def make_host(root: Path, total_bytes: int, seed: int = 7, rotations: int = 9) -
                                          'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nVERSION_CODENAME=jammy\n')
     logs = root / "var/log"
     per_file = int(total_bytes * AGENT_SHARE) // (rotations + 1)
+    host_agent_lines = partial(agent_lines, vocabulary=_AgentVocabulary(_rng(seed, "vocabulary")))
     for i in range(rotations, -1, -1):
         name = "jcagent.log" if i == 0 else f"jcagent.log.{i}"
-        write_log(logs / name, _rng(seed, name), START + timedelta(days=rotations - i), per_file)
+        write_log(logs / name, _rng(seed, name), START + timedelta(days=rotations - i), per_file,
+                  host_agent_lines)
     write_log(logs / "syslog", _rng(seed, "syslog"), START, int(total_bytes * SYSLOG_SHARE), syslog_lines)
     write_log(logs / "auth.log", _rng(seed, "auth.log"), START, int(total_bytes * AUTH_SHARE), syslog_lines)
     rest = max(0, total_bytes - per_file * (rotations + 1) - int(total_bytes * (SYSLOG_SHARE + AUTH_SHARE)))
-    write_log(logs / "jcUpdate.log", _rng(seed, "jcUpdate.log"), START, rest // 2)
+    write_log(logs / "jcUpdate.log", _rng(seed, "jcUpdate.log"), START, rest // 2, host_agent_lines)
     (logs / "apt").mkdir(parents=True, exist_ok=True)
     (logs / "apt/history.log").write_text("".join(
         f"\nStart-Date: 2026-10-{d:02d}  06:25:01\nCommandline: /usr/bin/unattended-upgrade\n"
