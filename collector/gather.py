@@ -299,10 +299,15 @@ class Gatherer:
             raise Duplicate("duplicate of a file already collected")
         return target
 
-    def _budget(self, art: Artifact) -> int:
+    def _budget(self, size: int) -> Optional[int]:
+        """The bytes this file may add: its cap, or what the bundle cap leaves.  None when the
+        bundle cap leaves less than a useful fragment (the file is then skipped)."""
         cap = self.limits.max_file_size
         if self.limits.max_bundle_size is not None:
-            cap = min(cap, max(0, self.limits.max_bundle_size - self.total))
+            left = self.limits.max_bundle_size - self.total
+            if left < min(MIN_USEFUL, size, cap) or left <= 0:
+                return None
+            cap = min(cap, left)
         return cap
 
     def _copy_file(self, fh, size: int, art: Artifact, source: FileSource) -> None:
@@ -315,8 +320,8 @@ class Gatherer:
             data = data[:size]
             self._write(art, [data], structured=source.redact)
             return
-        cap = self._budget(art)
-        if cap < min(MIN_USEFUL, size):
+        cap = self._budget(size)
+        if cap is None:
             self._cap_reached(art)
             return
         utf16 = _utf16_codec(head)
@@ -337,8 +342,8 @@ class Gatherer:
 
     def _copy_gzip(self, fh, size: int, art: Artifact, source: FileSource) -> None:
         """A rotated ``.gz`` log: decompressed (so it can be redacted and trimmed), newest tail kept."""
-        cap = self._budget(art)
-        if cap < MIN_USEFUL:
+        cap = self._budget(MIN_USEFUL)
+        if cap is None:
             self._cap_reached(art)
             return
         try:

@@ -232,3 +232,10 @@ def test_windows_globs_match_case_insensitively(tmp_path):
                      tmp_path, family="windows")
     (a,) = arts.values()
     assert a.status == "collected" and a.source == "C:\\Windows\\Temp\\JCAgent.LOG.prev"
+
+
+def test_a_small_file_cap_truncates_and_does_not_skip(root, tmp_path):
+    (root / "var/log/jcagent.log").write_text("2026-11-01 10:00:00 line\n" * 400)
+    arts, staging = gather(root, [log_source()], tmp_path, limits=Limits(max_file_size=1000))
+    a = arts["/var/log/jcagent.log"]
+    assert a.status == "collected" and a.truncated and 0 < a.size <= 1000
