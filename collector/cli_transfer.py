@@ -50,7 +50,10 @@ def _byte_progress(label: str, silent: bool):
 @click.option("--chunk-size", type=SizeType(), default="8M", hidden=True)
 @click.option("--deadline", type=float, default=3600.0, hidden=True,
               help="Seconds to keep retrying one bundle before leaving it in the spool.")
-def upload(bundles, pending, server, token_file, case_id, as_json, chunk_size, deadline):
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Config file instead of the system-wide one.")
+@click.pass_context
+def upload(ctx, bundles, pending, server, token_file, case_id, as_json, chunk_size, deadline, config_file):
     """Upload bundles to a support case; what cannot be sent now waits in the spool.
 
     Uploads resume where they stopped (tus), so a cut connection, a sleeping
@@ -60,7 +63,13 @@ def upload(bundles, pending, server, token_file, case_id, as_json, chunk_size, d
     from .bundle import BundleError, read_header
     from .spool import Spool, SpoolError
     from .upload import deliver, send_pending
+    from .cli import _spool
+    from .cli_config import command_settings
 
+    settings = command_settings(ctx, {"server": "server", "token_file": "token_file", "case": "case_id"},
+                                config_file=config_file, as_json=as_json)
+    server, case_id = settings.get("server"), settings.get("case")
+    token_file = str(settings.get("token_file")) if settings.get("token_file") else None
     if not bundles and not pending:
         raise click.UsageError("give BUNDLE files to upload, or --pending to send what waits in the spool")
     if bundles and not server:
@@ -74,7 +83,7 @@ def upload(bundles, pending, server, token_file, case_id, as_json, chunk_size, d
         token = _token(token_file)
         for path in bundles:
             read_header(path)                       # a bad file fails before anything is sent
-        spool = Spool()
+        spool = _spool(settings)
         for path in bundles:
             results.append(deliver(path, server, token, case_id, spool=spool, chunk_size=chunk_size,
                                    deadline=deadline,

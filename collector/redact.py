@@ -421,20 +421,35 @@ class Redactor:
             if scrubber.encoding:
                 self._transcoded[scrubber.artifact] = scrubber.encoding
 
+    def artifact_hits(self, artifact: str) -> dict[str, int]:
+        """Rule id -> count recorded for one artifact (empty when none or dropped)."""
+        with self._lock:
+            return dict(self._artifacts.get(artifact, {}))
+
     def report(self) -> dict[str, Any]:
         """The content of ``redaction.json``.
 
-        Rule set version and rules, hits per artifact per rule, totals per rule,
-        files skipped as binary, files dropped because scrubbing failed, files
-        transcoded from UTF-16, structured files scrubbed as plain text, and
-        whether pseudonymization was on (with counts per kind, never the map).
-        Saves the pseudonym map file, when one is configured.
+        ``ruleset_version`` and ``rules`` (id, description, version); ``artifacts``:
+        per artifact ``{"hits": {rule: count}}``, plus ``"pseudonyms": {kind: count}``
+        with ``--obfuscate`` and ``"transcoded_from": "utf-16-le"`` for UTF-16 input;
+        ``totals`` per rule and ``total_redactions``; ``binary_skipped`` files;
+        ``failed`` files (dropped, fail closed) with the reason;
+        ``structured_fallback`` (config files scrubbed as plain text, and why);
+        ``pseudonymization``: on/off and counts per kind - never the map.
+        Saves the pseudonym map file when one is configured.
         """
         with self._lock:
-            artifacts = {name: dict(sorted(h.items())) for name, h in sorted(self._artifacts.items())}
+            artifacts: dict[str, dict[str, Any]] = {}
             totals: dict[str, int] = {}
-            for h in artifacts.values():
-                for rule, count in h.items():
+            for name in sorted(self._artifacts):
+                hits = dict(sorted(self._artifacts[name].items()))
+                entry: dict[str, Any] = {"hits": hits}
+                if name in self._pseudonyms:
+                    entry["pseudonyms"] = dict(sorted(self._pseudonyms[name].items()))
+                if name in self._transcoded:
+                    entry["transcoded_from"] = self._transcoded[name]
+                artifacts[name] = entry
+                for rule, count in hits.items():
                     totals[rule] = totals.get(rule, 0) + count
             pseudo_totals: dict[str, int] = {}
             for h in self._pseudonyms.values():
@@ -449,14 +464,12 @@ class Redactor:
                 "total_redactions": sum(totals.values()),
                 "binary_skipped": sorted(self._binary),
                 "failed": list(self._failed),
-                "transcoded": dict(sorted(self._transcoded.items())),
                 "structured_fallback": dict(sorted(self._fallbacks.items())),
                 "pseudonymization": {"enabled": self.pseudonymizer is not None},
             }
         if self.pseudonymizer is not None:
             report["pseudonymization"].update({
                 "counts": dict(sorted(pseudo_totals.items())),
-                "per_artifact": {k: dict(sorted(v.items())) for k, v in sorted(self._pseudonyms.items())},
                 "map_kept_locally": self.pseudonymizer.map_path is not None,
             })
             self.pseudonymizer.save()

@@ -71,7 +71,8 @@ def test_golden_corpus_no_secret_survives(name, chunk):
         assert secret[4:] not in out
     for kept in expected["keep"]:
         assert kept in out, f"{name}: {kept!r} was lost"
-    assert redactor.report()["artifacts"][name] == expected["hits"]
+    assert redactor.report()["artifacts"][name]["hits"] == expected["hits"]
+    assert redactor.artifact_hits(name) == expected["hits"]
 
 
 @pytest.mark.parametrize("name", sorted(n for n in EXPECTED if EXPECTED[n]["format"] == "text"))
@@ -93,7 +94,8 @@ def test_golden_corpus_report_for_the_whole_bundle():
             totals[rule] = totals.get(rule, 0) + count
     assert report["totals"] == totals
     assert report["total_redactions"] == sum(totals.values())
-    assert report["transcoded"] == {"jcUpdate.log": "utf-16-le"}
+    assert [n for n, a in report["artifacts"].items() if "transcoded_from" in a] == ["jcUpdate.log"]
+    assert report["artifacts"]["jcUpdate.log"]["transcoded_from"] == "utf-16-le"
     assert report["structured_fallback"] == {}
     assert report["pseudonymization"] == {"enabled": False}
     ids = {r["id"] for r in report["rules"]}
@@ -318,7 +320,7 @@ def test_feed_after_close_raises_and_a_second_close_records_nothing():
     scrubber.feed(b"password=abc\n")
     scrubber.close()
     assert scrubber.close() == b""
-    assert redactor.report()["artifacts"]["x"] == {"password": 1}
+    assert redactor.report()["artifacts"]["x"] == {"hits": {"password": 1}}
     with pytest.raises(ValueError):
         scrubber.feed(b"more")
 
@@ -348,7 +350,7 @@ def test_structured_json_secret_containers_and_scalars():
     assert doc["credentials"] == {"user": "[REDACTED:secret]", "pin": "[REDACTED:secret]"}
     assert doc["password"] is False
     assert doc["nested"]["client_secret"] == "[REDACTED:secret]"
-    assert b"k1k1k1" not in out and redactor.report()["artifacts"]["x.json"]["secret"] == 3
+    assert b"k1k1k1" not in out and redactor.report()["artifacts"]["x.json"]["hits"]["secret"] == 3
 
 
 def test_structured_invalid_json_falls_back_to_text_and_says_so():
@@ -364,7 +366,7 @@ def test_structured_ini_value_with_spaces_and_utf16_bom():
     redactor = Redactor()
     out = redactor.structured("p.ini", data, "ini")
     assert out == b"[proxy]\r\npassword = [REDACTED:password]\r\nuser = bob\r\n"
-    assert redactor.report()["transcoded"] == {"p.ini": "utf-16-le"}
+    assert redactor.report()["artifacts"]["p.ini"]["transcoded_from"] == "utf-16-le"
 
 
 # ----------------------------------------------------------------------------- sniffing
@@ -392,7 +394,7 @@ def test_bomless_utf16_log_is_transcoded_by_the_scrubber():
     out, hits = scrub_text(data, 3, redactor, "w.log")
     assert out == b"line one\npassword=[REDACTED:password]\n" and hits == {"password": 1}
     assert utf16_encoding(data) == "utf-16-le"
-    assert redactor.report()["transcoded"] == {"w.log": "utf-16-le"}
+    assert redactor.report()["artifacts"]["w.log"] == {"hits": {"password": 1}, "transcoded_from": "utf-16-le"}
 
 
 # ----------------------------------------------------------------------------- rules data

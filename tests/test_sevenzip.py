@@ -1,0 +1,271 @@
+"""Our 7z writer against the real ``7z`` binary and py7zr: what it writes, they must open.
+
+Every archive here is listed, tested (``7z t``) and extracted by stock 7-Zip and by
+py7zr, and the extracted bytes are compared with the inputs.
+"""
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import py7zr
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from collector import sevenzip
+from collector.sevenzip import (StreamingWriter, SevenZipWriteError, bit_vector, derive_key,
+                                is_precompressed, number, write_archive, write_payload)
+from tests.opener import headers_are_encrypted
+
+PASSWORD = "Pässwörd-43-chars_xxxxxxxxxxxxxxxxxxxxxxxxx"
+SMALL_BLOCK = 64 << 10
+
+
+def log_text(lines: int, seed: int = 1) -> bytes:
+    rng = random.Random(seed)
+    return b"".join(b"2026-11-%02d 10:%02d:%02d [INFO] heartbeat sent status=200 duration=%dms\n"
+                    % (1 + i % 28, i % 60, rng.randrange(60), rng.randrange(3000)) for i in range(lines))
+
+
+def run_7z(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["7z", *args], capture_output=True, text=True, check=check)
+
+
+def slt(archive: Path, password: str | None) -> list[dict[str, str]]:
+    """``7z l -slt`` as one dict per entry."""
+    out = run_7z("l", "-slt", f"-p{password or ''}", str(archive)).stdout
+    body = out.split("----------\n", 1)[1]
+    entries = []
+    for block in body.strip().split("\n\n"):
+        entries.append(dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line))
+    return entries
+
+
+def extract_7z(archive: Path, to: Path, password: str | None) -> Path:
+    run_7z("x", "-y", f"-p{password or ''}", f"-o{to}", str(archive))
+    return to
+
+
+def extract_py7zr(archive: Path, to: Path, password: str | None) -> Path:
+    with py7zr.SevenZipFile(archive, "r", password=password) as reader:
+        reader.extractall(path=to)
+    return to
+
+
+def assert_same_tree(expected: dict[str, bytes], root: Path) -> None:
+    found = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert found.keys() == expected.keys()
+    for name, data in expected.items():
+        assert found[name] == data, name
+
+
+def make_files(folder: Path, contents: dict[str, bytes]) -> list[tuple[Path, str]]:
+    pairs = []
+    for index, (name, data) in enumerate(contents.items()):
+        path = folder / f"src-{index}"
+        path.write_bytes(data)
+        pairs.append((path, name))
+    return pairs
+
+
+def check_everywhere(archive: Path, contents: dict[str, bytes], tmp: Path, password: str | None) -> None:
+    """7z t, 7z x and py7zr all agree with the inputs."""
+    tested = run_7z("t", f"-p{password or ''}", str(archive))
+    assert "Everything is Ok" in tested.stdout
+    assert_same_tree(contents, extract_7z(archive, tmp / "by-7z", password))
+    assert_same_tree(contents, extract_py7zr(archive, tmp / "by-py7zr", password))
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """Many small text files, an empty file, a big file of several blocks, a .gz,
+    random bytes without a telling name, and non-ASCII names."""
+    src = tmp_path / "src"
+    src.mkdir()
+    contents = {f"logs/small/{i:03d}.log": log_text(1 + i % 7, seed=i) for i in range(120)}
+    contents["empty.txt"] = b""
+    contents["logs/agent/jcagent.log"] = log_text(12000)              # ~ 10 blocks of 64 KiB
+    contents["logs/agent/jcagent.log.1.gz"] = gzip.compress(log_text(3000, seed=9))
+    contents["attachments/screen"] = random.Random(5).randbytes(100_000)
+    contents["logs/ünïcödé/日本語 ログ.txt"] = "résumé ✓ 日本\n".encode()
+    contents["SUMMARY.txt"] = b"summary first\n"
+    return contents, make_files(src, contents)
+
+
+def test_mixed_archive_opens_in_7z_and_py7zr(mixed, tmp_path):
+    contents, files = mixed
+    archive = tmp_path / "payload.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK) as writer:
+        for path, name in files:
+            writer.add_file(path, name)
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+
+
+def test_methods_crcs_and_empty_files_as_7z_reports_them(mixed, tmp_path):
+    contents, files = mixed
+    archive = tmp_path / "payload.7z"
+    write_archive(files, archive, PASSWORD, block_size=SMALL_BLOCK)
+    entries = {e["Path"]: e for e in slt(archive, PASSWORD)[1:]}
+    assert entries["logs/agent/jcagent.log.1.gz"]["Method"].startswith("Copy 7zAES")
+    assert entries["attachments/screen"]["Method"].startswith("Copy 7zAES")     # entropy probe
+    assert entries["logs/agent/jcagent.log"]["Method"].startswith("LZMA2:18 7zAES:19")
+    assert entries["logs/agent/jcagent.log"]["Encrypted"] == "+"
+    assert entries["empty.txt"]["Size"] == "0" and entries["empty.txt"]["CRC"] == ""
+    assert entries["logs/agent/jcagent.log"]["Attributes"].startswith("A -rw")
+    import zlib
+    for name, data in contents.items():
+        if data:
+            assert int(entries[name]["CRC"], 16) == zlib.crc32(data), name
+    # a new folder starts only where the method changes: text, copy, text again
+    assert len({e["Block"] for e in entries.values() if e["Block"]}) == 3
+
+
+def test_big_file_is_compressed_as_several_independent_blocks(tmp_path, monkeypatch):
+    calls = []
+    real = sevenzip._lzma2_block
+
+    def counting(block, filters):
+        calls.append(len(block))
+        return real(block, filters)
+
+    monkeypatch.setattr(sevenzip, "_lzma2_block", counting)
+    data = log_text(20000)
+    contents = {"big.log": data}
+    archive = tmp_path / "big.7z"
+    write_archive(make_files(tmp_path, contents), archive, PASSWORD, block_size=SMALL_BLOCK)
+    assert len(calls) == -(-len(data) // SMALL_BLOCK) and max(calls) == SMALL_BLOCK
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+
+
+def test_joined_lzma2_blocks_are_one_valid_stream():
+    blocks = [log_text(500, seed=s) for s in range(4)] + [random.Random(3).randbytes(70_000)]
+    stream = b"".join(sevenzip._lzma2_block(b, [sevenzip.LZMA2_FILTER]) for b in blocks) + b"\x00"
+    plain = lzma.decompress(stream, format=lzma.FORMAT_RAW, filters=[sevenzip.LZMA2_FILTER])
+    assert plain == b"".join(blocks)
+
+
+def test_headers_are_encrypted_and_names_are_not_in_clear(mixed, tmp_path):
+    contents, files = mixed
+    archive = tmp_path / "payload.7z"
+    write_payload(files, archive, PASSWORD)
+    assert headers_are_encrypted(archive)
+    raw = archive.read_bytes()
+    assert "jcagent".encode("utf-16-le") not in raw and b"jcagent" not in raw
+    assert b"heartbeat" not in raw
+
+
+def test_wrong_password_fails_7z_test(mixed, tmp_path):
+    _, files = mixed
+    archive = tmp_path / "payload.7z"
+    write_payload(files, archive, PASSWORD)
+    tested = run_7z("t", "-pnot-the-password", str(archive), check=False)
+    assert tested.returncode != 0
+    with pytest.raises(Exception):
+        extract_py7zr(archive, tmp_path / "x", "not-the-password")
+
+
+def test_unencrypted_copy_archive_for_the_outer_bundle(tmp_path):
+    contents = {"bundle.json": b'{"format": "jcdiag-bundle/1"}\n', "payload.7z": random.randbytes(50_000)}
+    archive = tmp_path / "outer.7z"
+    write_archive(make_files(tmp_path, contents), archive, None, method="copy")
+    entries = slt(archive, None)[1:]
+    assert [e["Path"] for e in entries] == ["bundle.json", "payload.7z"]
+    assert all(e["Method"] == "Copy" and e["Encrypted"] == "-" for e in entries)
+    check_everywhere(archive, contents, tmp_path, None)
+    assert archive.stat().st_size < sum(map(len, contents.values())) + 1024
+
+
+def test_mtime_is_kept(tmp_path):
+    src = tmp_path / "old.log"
+    src.write_bytes(b"old line\n")
+    os.utime(src, ns=(1_700_000_000_123_456_700, 1_700_000_000_123_456_700))
+    archive = tmp_path / "t.7z"
+    write_archive([(src, "old.log")], archive, PASSWORD)
+    out = extract_7z(archive, tmp_path / "x", PASSWORD) / "old.log"
+    assert out.stat().st_mtime_ns // 100 == 1_700_000_000_123_456_700 // 100
+
+
+def test_empty_archive_and_only_empty_files(tmp_path):
+    for files in ([], [("empty", b"")]):
+        archive = tmp_path / f"e{len(files)}.7z"
+        with StreamingWriter(archive, PASSWORD) as writer:
+            for name, data in files:
+                writer.add_bytes(name, data)
+        check_everywhere(archive, dict(files), tmp_path / archive.stem, PASSWORD)
+
+
+def test_failure_removes_the_partial_archive(tmp_path):
+    archive = tmp_path / "partial.7z"
+    with pytest.raises(FileNotFoundError):
+        with StreamingWriter(archive, PASSWORD) as writer:
+            writer.add_bytes("a.txt", log_text(100))
+            writer.add_file(tmp_path / "missing", "missing")
+    assert not archive.exists()
+
+
+def test_payload_needs_a_password(tmp_path):
+    with pytest.raises(SevenZipWriteError):
+        write_payload([], tmp_path / "p.7z", "")
+
+
+def test_number_encoding_matches_7zformat():
+    def decode(data: bytes) -> int:
+        first, mask, value = data[0], 0x80, 0
+        for i in range(8):
+            if first & mask == 0:
+                high = first & (mask - 1)
+                return int.from_bytes(data[1:1 + i], "little") + (high << (8 * i))
+            mask >>= 1
+        return int.from_bytes(data[1:9], "little")
+
+    assert number(0x7F) == b"\x7f" and number(0x80) == b"\x80\x80"
+    assert number(19072) == b"\xc0\x80\x4a"           # as 7-Zip writes that pack position
+    for value in [0, 1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 35 + 5, 2 ** 56 - 1, 2 ** 56, 2 ** 64 - 1]:
+        encoded = number(value)
+        assert decode(encoded) == value
+        assert len(encoded) == 1 + next(i for i in range(9) if i == 8 or value < 1 << (7 * (i + 1)))
+
+
+def test_bit_vector_is_msb_first():
+    assert bit_vector([True, False, False, False, False, False, False, False, True]) == b"\x80\x80"
+
+
+def test_key_derivation_matches_py7zr():
+    from py7zr.helpers import calculate_key
+    assert derive_key(PASSWORD) == calculate_key(PASSWORD.encode("utf-16-le"), 19, b"", "sha256")
+    assert derive_key("x", cycles_power=4) == calculate_key("x".encode("utf-16-le"), 4, b"", "sha256")
+
+
+def test_precompressed_detection():
+    assert is_precompressed("logs/jcagent.log.2.GZ", b"")
+    assert is_precompressed("screen", random.Random(1).randbytes(10_000))
+    assert not is_precompressed("logs/jcagent.log", log_text(200))
+    assert not is_precompressed("tiny", b"\x00\xff")
+
+
+names = st.text(alphabet=st.sampled_from(list("abcXYZ019_-.é日 ")), min_size=1, max_size=12) \
+    .map(str.strip).filter(lambda s: s not in ("", ".", ".."))
+contents_strategy = st.one_of(
+    st.binary(max_size=3000),
+    st.integers(0, 400).map(lambda n: log_text(n)),
+    st.integers(0, 6000).map(lambda n: random.Random(n).randbytes(n)),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.dictionaries(st.lists(names, min_size=1, max_size=3).map("/".join), contents_strategy,
+                             max_size=8),
+       block_size=st.sampled_from([512, 4096, 1 << 20]))
+def test_random_file_sets_roundtrip(tmp_path_factory, files, block_size):
+    # a name may not also be a folder of another name
+    names_ = sorted(files)
+    if any(b.startswith(a + "/") for a in names_ for b in names_):
+        return
+    tmp = tmp_path_factory.mktemp("h")
+    archive = tmp / "r.7z"
+    write_archive(make_files(tmp, files), archive, PASSWORD, block_size=block_size)
+    check_everywhere(archive, files, tmp, PASSWORD)
