@@ -118,6 +118,14 @@ def main() -> None:
               help="JumpCloud user, system, group or application involved (repeatable).")
 @click.option("--attach", "attachments", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Error message, screenshot or other file to include (repeatable).")
+@click.option("--obfuscate", is_flag=True,
+              help="Replace host names, domains, IP and MAC addresses, local user names and e-mail "
+                   "addresses with consistent pseudonyms.")
+@click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Keep the pseudonym map in FILE (mode 0600, never bundled) so pseudonyms stay the "
+                   "same across runs and machines.")
+@click.option("--redact-keyword", "keywords", multiple=True, metavar="WORD",
+              help="Also redact WORD wherever it appears (repeatable).")
 @click.option("--review", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write the plaintext of what would be sent to DIR and make no bundle.")
 @click.option("--root", metavar="DIR", help="Read another system's files (mounted disk, fixture tree).")
@@ -135,7 +143,7 @@ def main() -> None:
 @click.pass_context
 def collect(ctx, case_id, upload, server, token_file, output, recipients, password_file, since,
             max_file_size, max_bundle_size, description, steps_taken, noticed_at, severity, resources,
-            attachments, review, root, platform_name, as_of, as_json, quiet, yes, config_file,
+            attachments, obfuscate, map_file, keywords, review, root, platform_name, as_of, as_json, quiet, yes, config_file,
             low_priority, max_runtime):
     """Collect agent logs, config and system facts into an encrypted bundle.
 
@@ -191,7 +199,8 @@ def collect(ctx, case_id, upload, server, token_file, output, recipients, passwo
             case_id=case_id, limits=Limits(settings.get("max_file_size"), settings.get("max_bundle_size"),
                                            since_dt),
             report=report, attachments=list(attachments), review=review, as_of=as_of_date,
-            server=server, token=token, upload=upload, online_url=None, spool=_spool(settings))
+            server=server, token=token, upload=upload, online_url=None, spool=_spool(settings),
+            obfuscate=obfuscate or map_file is not None, map_file=map_file, keywords=list(keywords))
         result = _as_scheduled(settings, lambda: run_collect(opts, _progress(as_json or quiet)))
     except (CollectError, EnvelopeError, BundleError, OSError, AutomationStop) as exc:
         _fail(exc, as_json)

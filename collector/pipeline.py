@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Optional
 
 import platforms
@@ -57,6 +57,9 @@ class CollectOptions:
     upload: bool = False                              # send the bundle when it is made
     ca_bundle: Optional[str] = None
     spool: Any = None                                 # collector.spool.Spool (default: per OS)
+    obfuscate: bool = False                           # consistent pseudonyms for names and addresses
+    map_file: Optional[Path] = None                   # pseudonym map kept across runs (0600, never bundled)
+    keywords: list[str] = field(default_factory=list)  # --redact-keyword words
     platform_obj: Optional[Platform] = None          # injected in tests (replayed commands)
 
 
@@ -244,10 +247,10 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     platform = opts.platform_obj or platforms.get_platform(opts.platform, opts.root)
     bundle_id = opts.bundle_id or new_bundle_id()
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    redactor = opts.redactor or Redactor()
 
     progress.step("Reading system facts")
     facts = read_facts(platform)
+    redactor = opts.redactor or make_redactor(opts, platform, facts)
 
     with private_workspace() as work:
         staging = work / "payload"
@@ -258,6 +261,8 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
         progress.done()
 
         red_report = redactor.report()
+        if redactor.pseudonymizer is not None and opts.map_file:
+            redactor.pseudonymizer.save()
         summary = build_summary(
             bundle_id=bundle_id, created=created, case_id=opts.case_id, platform=platform.family,
             root=str(platform.root), os_info=facts.as_dict("os_info"), patch=facts.as_dict("patch"),
@@ -331,6 +336,21 @@ def _deliver(result: CollectResult, server_info, opts: CollectOptions, progress:
         result.exit_code = EXIT_UPLOAD
         return
     result.pending = [r.to_json() for r in send_pending(opts.spool, skip=frozenset({result.bundle_id}))]
+
+
+def make_redactor(opts: CollectOptions, platform: Platform, facts: Facts) -> Redactor:
+    """The run's redactor: secret rules always; pseudonyms for this machine's host name,
+    domain and local users with ``--obfuscate`` (the map saved only with ``--map``)."""
+    pseudonymizer = None
+    if opts.obfuscate:
+        from .pseudonym import Pseudonymizer
+
+        hostname = getattr(facts.os_info, "hostname", "") or ""
+        users = [PurePath(h).name for h in platform.user_homes()]
+        pseudonymizer = Pseudonymizer(opts.map_file, opts.keywords, usernames=users,
+                                      hostnames=[hostname, hostname.split(".")[0]] if hostname else [],
+                                      domains=[hostname.split(".", 1)[1]] if "." in hostname else [])
+    return Redactor(pseudonymizer=pseudonymizer, keywords=opts.keywords)
 
 
 def _validate(opts: CollectOptions) -> None:

@@ -541,7 +541,10 @@ class StreamingWriter:
         return bytes(out)
 
     def _files_info(self) -> bytes:
-        files = self._files
+        # Empty files have no stream and may sit anywhere in the list; they go last
+        # because py7zr (our reader) mis-numbers the files of a folder when an empty
+        # file sits between them and the archive has several folders.
+        files = [r for r in self._files if r.folder is not None] + [r for r in self._files if r.folder is None]
         out = bytearray([K_FILES_INFO]) + number(len(files))
         empty = [rec.folder is None for rec in files]
         if any(empty):
