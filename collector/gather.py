@@ -455,7 +455,7 @@ class Gatherer:
             self._record(art)
             return
         if structured:
-            art.redactions = dict(self.redactor.report().get("artifacts", {}).get(art.name, {}).get("hits", {}))
+            art.redactions = dict(self.redactor.artifact_hits(art.name))
         art.size, art.sha256 = size, digest.hexdigest()
         self.total += size
         self._record(art)

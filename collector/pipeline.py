@@ -347,7 +347,7 @@ def make_redactor(opts: CollectOptions, platform: Platform, facts: Facts) -> Red
 
         hostname = getattr(facts.os_info, "hostname", "") or ""
         users = [PurePath(h).name for h in platform.user_homes()]
-        pseudonymizer = Pseudonymizer(opts.map_file, opts.keywords, usernames=users,
+        pseudonymizer = Pseudonymizer(opts.map_file, usernames=users,
                                       hostnames=[hostname, hostname.split(".")[0]] if hostname else [],
                                       domains=[hostname.split(".", 1)[1]] if "." in hostname else [])
     return Redactor(pseudonymizer=pseudonymizer, keywords=opts.keywords)

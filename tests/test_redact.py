@@ -500,7 +500,7 @@ _VOCAB_TEXT = " ".join(VOCABULARY)
 def _leaked(secret: str, out: str) -> bool:
     """The secret, or any 8 of its characters that could not come from the random text."""
     out = _MARKER.sub("#", out)
-    if secret in out:
+    if secret in out and secret not in _VOCAB_TEXT:     # "clientKe" may be the word clientKey
         return True
     for i in range(0, max(1, len(secret) - 7)):
         window = secret[i:i + 8]

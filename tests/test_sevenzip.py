@@ -10,11 +10,12 @@ import lzma
 import os
 import random
 import subprocess
+import zlib
 from pathlib import Path
 
 import py7zr
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from collector import sevenzip
 from collector.sevenzip import (StreamingWriter, SevenZipWriteError, bit_vector, derive_key,
@@ -116,7 +117,6 @@ def test_methods_crcs_and_empty_files_as_7z_reports_them(mixed, tmp_path):
     assert entries["logs/agent/jcagent.log"]["Encrypted"] == "+"
     assert entries["empty.txt"]["Size"] == "0" and entries["empty.txt"]["CRC"] == ""
     assert entries["logs/agent/jcagent.log"]["Attributes"].startswith("A -rw")
-    import zlib
     for name, data in contents.items():
         if data:
             assert int(entries[name]["CRC"], 16) == zlib.crc32(data), name
@@ -261,10 +261,8 @@ contents_strategy = st.one_of(
                              max_size=8),
        block_size=st.sampled_from([512, 4096, 1 << 20]))
 def test_random_file_sets_roundtrip(tmp_path_factory, files, block_size):
-    # a name may not also be a folder of another name
-    names_ = sorted(files)
-    if any(b.startswith(a + "/") for a in names_ for b in names_):
-        return
+    names_ = sorted(files)      # a name may not also be the folder of another name
+    assume(not any(b.startswith(a + "/") for a in names_ for b in names_))
     tmp = tmp_path_factory.mktemp("h")
     archive = tmp / "r.7z"
     write_archive(make_files(tmp, files), archive, PASSWORD, block_size=block_size)

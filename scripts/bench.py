@@ -1,0 +1,238 @@
+"""Benchmark: ``jcdiag collect`` against ``7z -mx1 -mmt2 -mhe=on`` and ``tar czf`` (issue 7).
+
+For each size (default 50M, 500M and 2G of logs) it generates a realistic agent host
+(``scripts/genhost.py``), then runs, side by side and ``--rounds`` times each (the
+median is reported):
+
+* ``jcdiag collect``: the full pipeline through the real CLI (gather, redact,
+  compress, encrypt, seal to a fresh RSA key), with size caps large enough that
+  nothing is truncated;
+* ``7z a -t7z -mx1 -mmt2 -mhe=on -p...`` on the same files (the host's ``var/log``
+  and ``opt/jc``): the best C++ tool for the same format;
+* ``tar czf`` on the same files: what JumpCloud's own scripts produce, unencrypted.
+
+Each command runs as a child process; wall time is measured around it and CPU time
+(user + sys) and peak RSS come from ``os.wait4``'s resource usage of that child
+(children of the child included, e.g. tar's gzip).  The page cache is warmed before
+each size so every tool reads from memory.  Prints a table with the ratios the issue
+sets targets for, or one JSON object with ``--json``.
+
+    python scripts/bench.py --sizes 500M --rounds 3
+    python scripts/bench.py --hosts /var/tmp/jcdiag-hosts --keep-hosts   # reuse hosts later
+    python scripts/bench.py --sizes 500M --rounds 1 --profile /tmp/collect.prof
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from genhost import make_host, parse_size  # noqa: E402
+
+PASSWORD = "bench-password-of-43-characters-xxxxxxxxxx"
+INPUT_DIRS = ("var/log", "opt/jc")
+TOOLS = ("jcdiag", "7z", "tar.gz")
+TARGETS = {"wall_vs_7z": 1.5, "size_vs_7z": 1.05, "size_vs_targz": 0.8, "rss_mib": 120.0,
+           "rss_growth": 0.10}
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Run:
+    wall: float          # seconds
+    cpu: float           # user + sys seconds of the child and its children
+    rss_mib: float       # peak resident set size of the child
+    size: int            # output bytes
+    exit_code: int
+
+
+def measure(argv: list[str], cwd: Path, output: Path) -> Run:
+    """Runs ``argv`` as a child; wall time around it, CPU and peak RSS from wait4."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    err = child.stderr.read()                   # drained so the child never blocks on it
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    size = _output_size(output)
+    if child.returncode not in (0, 3):          # 3: bundle made, some collectors failed
+        raise SystemExit(f"{' '.join(argv[:4])}... failed with exit {child.returncode}:\n"
+                         f"{err.decode(errors='replace')[-2000:]}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, size, child.returncode)
+
+
+def _output_size(output: Path) -> int:
+    if output.is_dir():
+        return sum(p.stat().st_size for p in output.glob("*.7z"))
+    return output.stat().st_size if output.exists() else 0
+
+
+def commands(tool: str, host: Path, out: Path, public_key: Path) -> tuple[list[str], Path, Path]:
+    """``(argv, cwd, output)`` for one tool on one host."""
+    if tool == "jcdiag":
+        out.mkdir()
+        return ([sys.executable, "-m", "collector", "collect", "--root", str(host), "--platform", "linux",
+                 "--recipient", str(public_key), "--output", str(out), "--json", "--yes",
+                 "--max-bundle-size", "8G", "--max-file-size", "4G"], REPO, out)
+    if tool == "7z":
+        target = out.with_suffix(".7z")
+        return (["7z", "a", "-t7z", "-mx1", "-mmt2", "-mhe=on", f"-p{PASSWORD}", str(target),
+                 *INPUT_DIRS], host, target)
+    target = out.with_suffix(".tar.gz")
+    return (["tar", "czf", str(target), *INPUT_DIRS], host, target)
+
+
+def input_bytes(host: Path) -> int:
+    return sum(p.stat().st_size for d in INPUT_DIRS for p in (host / d).rglob("*") if p.is_file())
+
+
+def warm_cache(host: Path) -> None:
+    """Reads every input once, so no tool pays for the first cold read."""
+    for d in INPUT_DIRS:
+        for path in (host / d).rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    while fh.read(_CHUNK):
+                        pass
+
+
+def ensure_host(hosts: Path, label: str, size: int, seed: int) -> Path:
+    """The generated host for ``label``, reused when a previous run left it complete."""
+    host = hosts / f"host-{label}-seed{seed}"
+    done = host / ".genhost-complete"
+    if not done.exists():
+        shutil.rmtree(host, ignore_errors=True)
+        print(f"generating a {label} host under {host} ...", file=sys.stderr, flush=True)
+        make_host(host, size, seed=seed)
+        done.write_text(f"{size}\n")
+    return host
+
+
+def bench_size(label: str, host: Path, rounds: int, public_key: Path, scratch: Path) -> dict:
+    warm_cache(host)
+    runs: dict[str, list[Run]] = {tool: [] for tool in TOOLS}
+    load_before = os.getloadavg()[0]
+    for round_no in range(rounds):
+        order = TOOLS[round_no % len(TOOLS):] + TOOLS[:round_no % len(TOOLS)]   # rotate: spread noise
+        for tool in order:
+            out = scratch / f"{label}-{tool}-{round_no}"
+            argv, cwd, output = commands(tool, host, out, public_key)
+            run = measure(argv, cwd, output)
+            runs[tool].append(run)
+            print(f"  {label} round {round_no + 1} {tool:7s} wall {run.wall:7.2f}s cpu {run.cpu:7.2f}s "
+                  f"rss {run.rss_mib:6.1f} MiB size {run.size / 1e6:8.2f} MB", file=sys.stderr, flush=True)
+            shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
+    median = {tool: {k: statistics.median(getattr(r, k) for r in rs) for k in ("wall", "cpu", "rss_mib", "size")}
+              for tool, rs in runs.items()}
+    j, z, t = median["jcdiag"], median["7z"], median["tar.gz"]
+    return {
+        "input_bytes": input_bytes(host),
+        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
+        "runs": {tool: [asdict(r) for r in rs] for tool, rs in runs.items()},
+        "median": median,
+        "ratios": {"wall_vs_7z": j["wall"] / z["wall"], "cpu_vs_7z": j["cpu"] / z["cpu"],
+                   "size_vs_7z": j["size"] / z["size"], "size_vs_targz": j["size"] / t["size"]},
+    }
+
+
+def verdicts(results: dict) -> dict:
+    """Each target of issue 7 with the measured value and whether it is met."""
+    out: dict = {}
+    for label, res in results.items():
+        r = res["ratios"]
+        out[f"{label} wall jcdiag/7z"] = (r["wall_vs_7z"], TARGETS["wall_vs_7z"])
+        out[f"{label} size jcdiag/7z"] = (r["size_vs_7z"], TARGETS["size_vs_7z"])
+        out[f"{label} size jcdiag/tar.gz"] = (r["size_vs_targz"], TARGETS["size_vs_targz"])
+        out[f"{label} peak RSS MiB"] = (res["median"]["jcdiag"]["rss_mib"], TARGETS["rss_mib"])
+    sizes = sorted(results, key=parse_size)
+    if len(sizes) >= 2:
+        small, big = results[sizes[-2]]["median"]["jcdiag"]["rss_mib"], results[sizes[-1]]["median"]["jcdiag"]["rss_mib"]
+        out[f"RSS growth {sizes[-2]}->{sizes[-1]}"] = (big / small - 1, TARGETS["rss_growth"])
+    return {name: {"value": value, "target": f"<= {limit}", "met": value <= limit}
+            for name, (value, limit) in out.items()}
+
+
+def print_table(results: dict) -> None:
+    print(f"{'size':>6} {'tool':8} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13} {'output MB':>10}")
+    for label, res in results.items():
+        for tool in TOOLS:
+            m = res["median"][tool]
+            print(f"{label:>6} {tool:8} {m['wall']:8.2f} {m['cpu']:8.2f} {m['rss_mib']:13.1f} "
+                  f"{m['size'] / 1e6:10.2f}")
+        r = res["ratios"]
+        print(f"{'':>6} ratios: wall jcdiag/7z {r['wall_vs_7z']:.2f}  cpu jcdiag/7z {r['cpu_vs_7z']:.2f}  "
+              f"size jcdiag/7z {r['size_vs_7z']:.3f}  size jcdiag/tar.gz {r['size_vs_targz']:.3f}  "
+              f"(input {res['input_bytes'] / 1e6:.0f} MB, load {res['load_average']['before']:.2f})")
+    print()
+    for name, v in verdicts(results).items():
+        print(f"{'met ' if v['met'] else 'MISS'}  {name:32s} {v['value']:8.3f}  target {v['target']}")
+
+
+def profile_collect(host: Path, public_key: Path, scratch: Path, out_file: Path) -> None:
+    """One collect under cProfile (main thread: gather, redaction, feeding the writer);
+    prints the 25 most expensive functions."""
+    out = scratch / "profiled"
+    argv, cwd, _ = commands("jcdiag", host, out, public_key)
+    argv = [argv[0], "-m", "cProfile", "-o", str(out_file)] + argv[1:]
+    subprocess.run(argv, cwd=cwd, check=False, stdout=subprocess.DEVNULL)
+    import pstats
+    pstats.Stats(str(out_file), stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="50M,500M,2G", help="comma-separated host sizes (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per tool and size; the median is kept")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--hosts", type=Path, help="folder for generated hosts (reused when complete)")
+    ap.add_argument("--keep-hosts", action="store_true", help="do not delete generated hosts")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--profile", type=Path, help="also profile one collect of the last size into this file")
+    args = ap.parse_args(argv)
+    if shutil.which("7z") is None or shutil.which("tar") is None:
+        ap.error("7z and tar must be on PATH")
+    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    from collector.envelope import keygen
+
+    scratch = Path(tempfile.mkdtemp(prefix="jcdiag-bench-"))
+    hosts = args.hosts or scratch / "hosts"
+    hosts.mkdir(parents=True, exist_ok=True)
+    try:
+        _, public_key = keygen(scratch / "support")
+        results = {}
+        for label in labels:
+            host = ensure_host(hosts, label, parse_size(label), args.seed)
+            results[label] = bench_size(label, host, args.rounds, public_key, scratch)
+        if args.profile:
+            profile_collect(ensure_host(hosts, labels[-1], parse_size(labels[-1]), args.seed), public_key,
+                            scratch, args.profile)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if args.hosts and not args.keep_hosts:
+            for label in labels:
+                shutil.rmtree(args.hosts / f"host-{label}-seed{args.seed}", ignore_errors=True)
+    if args.json:
+        print(json.dumps({"rounds": args.rounds, "cpus": os.cpu_count(), "targets": TARGETS,
+                          "results": results, "verdicts": verdicts(results)}, indent=2))
+    else:
+        print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
