@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from .posix_agent import (AGENT_CONF, AGENT_CONF_IDENTITY_KEYS, AGENT_DIR, AGENT_VERSION_FILE,
+                          agent_config_sources, agent_log_sources, config_source)
 from collector.sources import CommandSource, FileSource
 
 from . import _pkgdb as pkgdb
@@ -35,14 +37,10 @@ from .pkgversion import rpm_compare, rpm_key
 
 OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
 HOSTNAME_FILES = ("/etc/hostname", "/etc/HOSTNAME")   # the second on older SUSE
-AGENT_DIR = "/opt/jc"
-AGENT_CONF = f"{AGENT_DIR}/jcagent.conf"
 AGENT_BINARY = f"{AGENT_DIR}/bin/jumpcloud-agent"
-AGENT_VERSION_FILE = f"{AGENT_DIR}/version.txt"
 AGENT_UNIT = "jcagent.service"
 AGENT_PROCESS = "jumpcloud-agent"
 AGENT_IDENTITY_FILES = ("client.key", "client.crt", "ca.crt")
-AGENT_CONF_IDENTITY_KEYS = ("clientKey", "clientCrt", "caCrt")
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
              "/usr/lib/systemd/system")
 SYSTEMCTL_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID"
@@ -523,36 +521,13 @@ class Linux(Platform):
 
     @staticmethod
     def _agent_log_sources() -> list[FileSource]:
-        logs = "logs/agent"
-        return [
-            FileSource("/var/log/jcagent.log", logs, "agent-logs"),
-            FileSource("/var/log/jcagent.log.*", logs, "agent-logs"),
-            FileSource("/var/log/jcUpdate.log", logs, "agent-logs"),
-            FileSource("/var/log/jc*", logs, "agent-logs"),
-            FileSource("/var/log/jumpcloud", f"{logs}/jumpcloud", "agent-logs", recursive=True),
-            FileSource(f"{AGENT_DIR}/jcagentInstall.log", logs, "agent-logs"),
-        ]
+        return agent_log_sources(
+            FileSource(f"{AGENT_DIR}/jcagentInstall.log", "logs/agent", "agent-logs"))
 
     @staticmethod
     def _agent_config_sources() -> list[FileSource]:
-        conf = "config/agent"
-
-        def config(path: str, **kw: Any) -> FileSource:
-            return FileSource(path, conf, "agent-config", kind="config", timestamped=False, **kw)
-
-        return [
-            config(AGENT_CONF, redact="json"),
-            config(f"{AGENT_DIR}/agentBootstrap.json", redact="json"),
-            config(AGENT_VERSION_FILE),
-            config(f"{AGENT_DIR}/managedUsers.json"),
-            config(f"{AGENT_DIR}/policyConf.json"),
-            config(f"{AGENT_DIR}/packageUpgradeBackup.json"),
-            config(f"{AGENT_DIR}/loglevel.cache"),
-            FileSource(f"{AGENT_DIR}/policies", f"{conf}/policies", "agent-config", kind="config",
-                       recursive=True, timestamped=False),
-            config("/etc/jcagent-proxy.conf"),
-            *(config(f"{d}/{AGENT_UNIT}") for d in UNIT_DIRS),
-        ]
+        return agent_config_sources(
+            *(config_source(f"{d}/{AGENT_UNIT}") for d in UNIT_DIRS))
 
     @staticmethod
     def _system_sources() -> list[FileSource]:

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional
 
+from .posix_agent import (AGENT_CONF, AGENT_CONF_IDENTITY_KEYS, AGENT_DIR, AGENT_VERSION_FILE,
+                          agent_config_sources, agent_log_sources, config_source)
 from collector.sources import CommandSource, FileSource
 
 from .base import (
@@ -43,10 +45,7 @@ SYSTEM_PREFERENCES_PLIST = "/Library/Preferences/SystemConfiguration/preferences
 # over the legacy `Disabled` key of a job's plist.
 LAUNCHD_DISABLED_PLIST = "/private/var/db/com.apple.xpc.launchd/disabled.plist"
 
-AGENT_DIR = "/opt/jc"
-AGENT_CONF = f"{AGENT_DIR}/jcagent.conf"
 AGENT_BINARY = f"{AGENT_DIR}/bin/jumpcloud-agent"
-AGENT_VERSION_FILE = f"{AGENT_DIR}/version.txt"
 AGENT_SERVICE = "com.jumpcloud.darwin-agent"
 AGENT_PROCESS = "jumpcloud-agent"
 LAUNCH_DAEMONS = "/Library/LaunchDaemons"
@@ -56,7 +55,6 @@ AGENT_DAEMONS = (AGENT_SERVICE, "com.jumpcloud.agent-updater", "com.jumpcloud.Ju
 
 # Identity files of the agent: never collected, whatever else names them.
 AGENT_IDENTITY_FILES = ("client.key", "client.crt", "ca.crt")
-AGENT_CONF_IDENTITY_KEYS = ("clientKey", "clientCrt", "caCrt")
 SECURE_TOKEN_CREDS = "/var/run/JumpCloud-SecureToken-Creds.txt"
 DEVICE_TRUST_KEYCHAIN = "Library/Keychains/jumpcloud-device-trust-keychain-db"
 
@@ -570,39 +568,15 @@ class MacOS(Platform):
 
     @staticmethod
     def _agent_log_sources() -> list[FileSource]:
-        logs = "logs/agent"
-        return [
-            FileSource("/var/log/jcagent.log", logs, "agent-logs"),
-            FileSource("/var/log/jcagent.log.*", logs, "agent-logs"),
-            FileSource("/var/log/jcUpdate.log", logs, "agent-logs"),
-            FileSource("/var/log/jc*", logs, "agent-logs"),
-            FileSource("/var/log/jumpcloud", f"{logs}/jumpcloud", "agent-logs", recursive=True),
-            FileSource("/var/log/jumpcloud-loginwindow", f"{logs}/jumpcloud-loginwindow",
-                       "agent-logs", recursive=True),
-        ]
+        return agent_log_sources(
+            FileSource("/var/log/jumpcloud-loginwindow", "logs/agent/jumpcloud-loginwindow", "agent-logs", recursive=True))
 
     @staticmethod
     def _agent_config_sources() -> list[FileSource]:
-        conf = "config/agent"
-
-        def config(path: str, **kw: Any) -> FileSource:
-            return FileSource(path, conf, "agent-config", kind="config", timestamped=False, **kw)
-
-        return [
-            config(AGENT_CONF, redact="json"),
-            config(f"{AGENT_DIR}/agentBootstrap.json", redact="json"),
-            config(AGENT_VERSION_FILE),
-            config(f"{AGENT_DIR}/managedUsers.json"),
-            config(f"{AGENT_DIR}/policyConf.json"),
-            config(f"{AGENT_DIR}/packageUpgradeBackup.json"),
-            config(f"{AGENT_DIR}/loglevel.cache"),
-            FileSource(f"{AGENT_DIR}/policies", f"{conf}/policies", "agent-config", kind="config",
-                       recursive=True, timestamped=False),
-            config("/etc/jcagent-proxy.conf"),
-            config("/Library/Preferences/com.jumpcloud.Nudge.json"),
-            config(f"{LAUNCH_DAEMONS}/com.jumpcloud.*.plist"),
-            config(f"{LAUNCH_AGENTS}/com.jumpcloud.*.plist"),
-        ]
+        return agent_config_sources(
+            config_source("/Library/Preferences/com.jumpcloud.Nudge.json"),
+            config_source(f"{LAUNCH_DAEMONS}/com.jumpcloud.*.plist"),
+            config_source(f"{LAUNCH_AGENTS}/com.jumpcloud.*.plist"))
 
     @staticmethod
     def _system_sources() -> list[FileSource]:

