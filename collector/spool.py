@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from .durable import fsync_dir, write_atomic
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -108,29 +109,6 @@ class SpoolState:
         return data
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _FileLock:
@@ -193,7 +171,7 @@ class SpoolEntry:
 
     def save(self, state: SpoolState) -> None:
         state.updated = _now_iso()
-        _write_atomic(self.state_path, json.dumps(asdict(state), indent=1).encode("utf-8"))
+        write_atomic(self.state_path, json.dumps(asdict(state), indent=1).encode("utf-8"))
 
     def update(self, **changes) -> SpoolState:
         state = self.load()
@@ -217,7 +195,7 @@ class SpoolEntry:
     def remove(self) -> None:
         """Delete the entry (call while holding the lock): state first, so it is never half-valid."""
         self.state_path.unlink(missing_ok=True)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

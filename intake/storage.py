@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 import time
+from collector.durable import fsync_dir
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -147,7 +148,7 @@ class LocalStorage(Storage):
                 tmp.unlink(missing_ok=True)
         else:
             os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return True
 
     def put_file(self, key: str, path: Path) -> None:
@@ -374,14 +375,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_storage(data_dir: Path, s3_endpoint: Optional[str] = None,

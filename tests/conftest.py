@@ -5,7 +5,23 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import os
+import shutil
+import tempfile
+
 import pytest
+
+_SESSION_STATE = tempfile.mkdtemp(prefix="jcdiag-test-state-")
+
+
+def pytest_configure(config):
+    # Module- and session-scoped fixtures run before the per-test one below: they get a
+    # spool (and run lock) of this test session, never the machine's /var/lib/jcdiag.
+    os.environ["JCDIAG_SPOOL"] = os.path.join(_SESSION_STATE, "spool")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SESSION_STATE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
