@@ -12,7 +12,7 @@ py7zr open (format: ``7zFormat.txt`` of the LZMA SDK), and nothing more:
   independent LZMA2 streams in a thread pool (liblzma releases the GIL) and joined
   into one LZMA2 stream -- every block starts with a dictionary reset, exactly what
   7-Zip's own multithreaded LZMA2 encoder emits -- so even one big log uses both cores.
-* Flat memory: inputs are read in bounded chunks; at most ``2 * threads`` blocks are
+* Flat memory: inputs are read in bounded chunks; at most ``threads + 1`` blocks are
   in flight; packed data is encrypted and written to the output in order as soon as
   the oldest block is done (no temporary file, no second write).  Memory depends on
   ``block_size`` and ``threads``, never on the size of the inputs.
@@ -24,14 +24,17 @@ py7zr open (format: ``7zFormat.txt`` of the LZMA SDK), and nothing more:
 
 A file of a 7z archive lives in exactly one folder, so the list order is the data
 order: a new folder starts only when the method changes (text after a ``.gz``).
+Empty files have no data and are listed last.
 """
 from __future__ import annotations
 
 import hashlib
 import lzma
 import os
+import queue
 import stat
 import struct
+import threading
 import time
 import zlib
 from collections import deque
@@ -43,7 +46,7 @@ from typing import BinaryIO, Callable, Iterable, Optional
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = ["StreamingWriter", "write_archive", "write_payload", "derive_key", "is_precompressed",
-           "LZMA2_FILTER", "BLOCK_SIZE", "AES_CYCLES_POWER", "SevenZipWriteError"]
+           "LZMA2_FILTER", "BLOCK_SIZE", "AES_CYCLES_POWER", "COPY", "LZMA2", "SevenZipWriteError"]
 
 # ---------------------------------------------------------------------------- format constants
 
@@ -67,19 +70,22 @@ COPY, LZMA2 = "copy", "lzma2"
 AES_CYCLES_POWER = 19
 AES_BLOCK = 16
 
-#: LZMA2 settings: preset 1 tuned to what ``7z -mx1`` runs (fast mode, HC4 match
-#: finder, short nice length, small dictionary).  liblzma's plain preset 1 (1 MiB
-#: dictionary, depth 8, nice 128) compresses these logs about 3% smaller but runs at
-#: about half the speed; measured in scripts/bench.py and the closing report of issue 7.
+#: LZMA2 settings: preset 1 with the parameters ``7z -mx1`` runs (fast mode, HC4 match
+#: finder, 256 KiB dictionary, short nice length) and a shallower search.  Measured on
+#: scripts/genhost.py logs against ``7z -mx1`` (size 1.000, ~45 MB/s per core): this
+#: 1.03 at 43 MB/s per core; plain preset 1 (1 MiB dictionary, nice 128) 1.005 at
+#: 36 MB/s; preset 0 1.09 at 50 MB/s.  Compression is most of a collection's CPU time.
 LZMA2_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 1 << 18,
                       "mode": lzma.MODE_FAST, "mf": lzma.MF_HC4, "nice_len": 32, "depth": 8}
 #: The header is small and read once: compress it harder.
-HEADER_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 6}
+HEADER_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 20}
 
 #: Bytes of folder data per independent LZMA2 block (one task for a worker thread).
 BLOCK_SIZE = 4 << 20
 READ_CHUNK = 1 << 20
 PROBE_SIZE = 64 << 10
+#: Files a background writer may have queued (paths, so memory is not an issue).
+FEEDER_QUEUE = 1024
 
 #: Names whose content is already compressed: stored (Copy + AES), not recompressed.
 STORED_SUFFIXES = frozenset({
@@ -249,7 +255,7 @@ class _FolderEncoder:
     def write(self, data: bytes | memoryview) -> None:
         self.record.unpack_size += len(data)
         if self.record.method == COPY:
-            self._emit(bytes(data))
+            self._emit(data if isinstance(data, bytes) else bytes(data))
             return
         view = memoryview(data)
         while view:
@@ -301,21 +307,27 @@ class StreamingWriter:
     """Writes one 7z archive as files are handed to it; ``close()`` writes the header.
 
     ``add_file`` returns once the file has been read; its last blocks are still being
-    compressed in the pool while the caller prepares the next file, so a producer
-    (gather + redaction) and the compressors overlap.  Use from one thread::
+    compressed in the pool while the caller prepares the next file.  Use from one
+    thread::
 
         with StreamingWriter(out, password) as archive:
             archive.add_file(path, "logs/jcagent.log")
             archive.add_bytes("summary.json", blob)
 
+    ``background=True`` lets a producer (gather + redaction) hand over each finished
+    file and go on at once: ``add_file``/``add_bytes`` only queue the work, one feeder
+    thread reads the files in order into the compressors, and ``close()`` waits for
+    it.  A queued file must stay unchanged until ``close()``; a failure in the feeder
+    is raised by the next call or by ``close()``.
+
     ``password=None`` writes an unencrypted archive with a plain header (the outer
-    bundle); ``method="copy"`` stores instead of compressing.  If the block raises,
-    the partial output is removed.
+    bundle); ``method="copy"`` stores instead of compressing.  If the ``with`` block
+    raises, or ``close()`` fails, the partial output is removed.
     """
 
     def __init__(self, out: Path | str, password: Optional[str] = None, *, method: str = LZMA2,
-                 threads: int = 2, block_size: int = BLOCK_SIZE, filters: Optional[list[dict]] = None,
-                 detect_stored: bool = True):
+                 threads: int = 2, block_size: int = BLOCK_SIZE, lzma2_filter: Optional[dict] = None,
+                 detect_stored: bool = True, background: bool = False):
         if method not in (LZMA2, COPY):
             raise ValueError(f"unknown 7z method {method!r}: use 'lzma2' or 'copy'")
         if threads < 1 or block_size < 1:
@@ -323,9 +335,12 @@ class StreamingWriter:
         self.path = Path(out)
         self.method = method
         self.detect_stored = detect_stored and method == LZMA2
-        self._filters = filters or [LZMA2_FILTER]
+        lzma2_filter = lzma2_filter or LZMA2_FILTER
+        if lzma2_filter.get("id") != lzma.FILTER_LZMA2:
+            raise ValueError("lzma2_filter must be one lzma.FILTER_LZMA2 filter specification")
+        self._filters = [lzma2_filter]
         self._block_size = block_size
-        self._max_pending = 2 * threads
+        self._max_pending = threads + 1     # one queued block keeps every worker busy
         self._fh: BinaryIO = open(self.path, "wb")
         self._fh.write(bytes(START_HEADER_SIZE))
         self._offset = START_HEADER_SIZE
@@ -342,11 +357,28 @@ class StreamingWriter:
         self._folders: list[_FolderRecord] = []
         self._current: Optional[_FolderEncoder] = None
         self._closed = False
+        self._queue: Optional[queue.Queue] = None
+        self._feeder: Optional[threading.Thread] = None
+        self._feeder_error: Optional[BaseException] = None
+        self._aborting = False
+        if background:
+            self._queue = queue.Queue(maxsize=FEEDER_QUEUE)
+            self._feeder = threading.Thread(target=self._feed_loop, name="7z-feeder", daemon=True)
+            self._feeder.start()
 
     # ------------------------------------------------------------------ public
-    def add_file(self, path: Path | str, arcname: str, method: Optional[str] = None) -> int:
-        """Stream a regular file into the archive; the bytes read (the size at open is
-        not trusted: a growing file is stored as read)."""
+    def add_file(self, path: Path | str, arcname: str, method: Optional[str] = None) -> None:
+        """Stream a regular file into the archive (as read: a growing file is stored as
+        far as it was read, the size at open is not trusted)."""
+        self._run(self._add_file, path, arcname, method)
+
+    def add_bytes(self, arcname: str, data: bytes, mtime_ns: Optional[int] = None,
+                  mode: int = 0o644, method: Optional[str] = None) -> None:
+        """A small in-memory document (summary, manifest)."""
+        self._run(self._add_bytes, arcname, bytes(data),
+                  time.time_ns() if mtime_ns is None else mtime_ns, mode, method)
+
+    def _add_file(self, path: Path | str, arcname: str, method: Optional[str]) -> None:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
             head = fh.read(PROBE_SIZE)
@@ -355,12 +387,10 @@ class StreamingWriter:
             self._feed(record, head, method)
             while chunk := fh.read(READ_CHUNK):
                 self._feed(record, chunk, method)
-        return record.size
 
-    def add_bytes(self, arcname: str, data: bytes, mtime_ns: Optional[int] = None,
-                  mode: int = 0o644, method: Optional[str] = None) -> None:
-        """A small in-memory document (summary, manifest)."""
-        record = self._start(arcname, time.time_ns() if mtime_ns is None else mtime_ns, mode)
+    def _add_bytes(self, arcname: str, data: bytes, mtime_ns: int, mode: int,
+                   method: Optional[str]) -> None:
+        record = self._start(arcname, mtime_ns, mode)
         method = method or self._choose(arcname, data[:PROBE_SIZE])
         for start in range(0, len(data), READ_CHUNK):
             self._feed(record, data[start:start + READ_CHUNK], method)
@@ -370,6 +400,7 @@ class StreamingWriter:
         if self._closed:
             return
         try:
+            self._stop_feeder()
             self._finish_folder()
             next_header = self._next_header()
             next_offset = self._offset
@@ -388,7 +419,12 @@ class StreamingWriter:
         self._closed = True
 
     def abort(self) -> None:
-        """Drop everything: pending blocks are cancelled and the partial file removed."""
+        """Drop everything: queued and pending work is cancelled, the partial file removed."""
+        self._aborting = True
+        try:
+            self._stop_feeder()
+        except BaseException:       # the feeder's failure is why we abort; nothing to add
+            pass
         if self._current is not None:
             self._current.cancel()
             self._current = None
@@ -407,6 +443,48 @@ class StreamingWriter:
             self.close()
         else:
             self.abort()
+
+    # ------------------------------------------------------------------ feeder
+    def _run(self, work: Callable, *args) -> None:
+        """Does ``work`` now, or queues it for the feeder thread (``background``)."""
+        if self._closed:
+            raise SevenZipWriteError(f"{self.path}: archive already closed")
+        if self._queue is None:
+            work(*args)
+            return
+        self._raise_feeder_error()
+        self._queue.put((work, args))
+
+    def _feed_loop(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            if self._feeder_error is not None or self._aborting:
+                continue                      # drain: nothing more goes in after a failure
+            work, args = item
+            try:
+                work(*args)
+            except BaseException as exc:
+                self._feeder_error = exc
+
+    def _stop_feeder(self) -> None:
+        if self._feeder is None or self._queue is None:
+            return
+        if self._aborting:                    # drop what is still queued
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        self._queue.put(None)
+        self._feeder.join()
+        self._feeder = None
+        self._raise_feeder_error()
+
+    def _raise_feeder_error(self) -> None:
+        if self._feeder_error is not None:
+            error = self._feeder_error
+            raise SevenZipWriteError(f"{self.path}: could not add a file: "
+                                     f"{type(error).__name__}: {error}") from error
 
     # ------------------------------------------------------------------ entries
     def _start(self, arcname: str, mtime_ns: int, mode: int) -> _FileRecord:

@@ -207,6 +207,30 @@ def test_failure_removes_the_partial_archive(tmp_path):
     assert not archive.exists()
 
 
+def test_background_writer_queues_files_in_order(mixed, tmp_path):
+    contents, files = mixed
+    archive = tmp_path / "bg.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, background=True) as writer:
+        for path, name in files:
+            writer.add_file(path, name)
+        writer.add_bytes("manifest.json", b'{"artifacts": []}\n')
+    contents = {**contents, "manifest.json": b'{"artifacts": []}\n'}
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+    listed = [e["Path"] for e in slt(archive, PASSWORD)]
+    non_empty = [name for name, data in contents.items() if data]
+    assert listed[:len(non_empty)] == non_empty                # the order they were handed over
+
+
+def test_background_failure_is_raised_and_nothing_is_left(tmp_path):
+    archive = tmp_path / "bg.7z"
+    writer = StreamingWriter(archive, PASSWORD, background=True)
+    writer.add_bytes("a.txt", log_text(100))
+    writer.add_file(tmp_path / "missing", "missing")       # fails later, in the feeder
+    with pytest.raises(SevenZipWriteError, match="missing"):
+        writer.close()
+    assert not archive.exists()
+
+
 def test_payload_needs_a_password(tmp_path):
     with pytest.raises(SevenZipWriteError):
         write_payload([], tmp_path / "p.7z", "")
