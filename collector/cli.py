@@ -312,8 +312,6 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
 
 
 def _progress(silent: bool):
-    from .pipeline import Progress
-
     if silent or not sys.stderr.isatty():
         return _LogProgress(silent)
     return _TtyProgress()

@@ -61,7 +61,7 @@ def upload(ctx, bundles, pending, server, token_file, case_id, as_json, chunk_si
     the spool only when the server has confirmed the whole file's SHA-256.
     """
     from .bundle import BundleError, read_header
-    from .spool import Spool, SpoolError
+    from .spool import SpoolError
     from .upload import deliver, send_pending
     from .cli import _spool
     from .cli_config import command_settings

@@ -25,7 +25,7 @@ import stat
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from platforms.base import Platform, system_parts

@@ -1,7 +1,6 @@
 """The safety rules of gathering, each with its exact outcome."""
 import os
 import gzip
-import threading
 
 import pytest
 

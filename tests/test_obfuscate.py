@@ -1,6 +1,5 @@
 """--obfuscate / --map / --redact-keyword through the real CLI on a fixture host."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
