@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from .filelock import try_lock, unlock
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -74,31 +75,6 @@ def default_lock_path() -> Path:
     return default_spool_dir().parent / LOCK_NAME
 
 
-def _try_lock(fd: int) -> bool:
-    """Take the exclusive lock on ``fd`` without waiting; False when someone else has it."""
-    try:
-        if os.name == "nt":  # pragma: no cover - Windows only
-            import msvcrt
-            os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-
-
-def _unlock(fd: int) -> None:
-    if os.name == "nt":  # pragma: no cover - Windows only
-        import msvcrt
-        os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-    else:
-        import fcntl
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 def _holder_pid(fd: int) -> Optional[int]:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -121,7 +97,7 @@ def single_run_lock(path: Path | str | None = None) -> Iterator[Path]:
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(lock_path, flags, 0o644)
     try:
-        if not _try_lock(fd):
+        if not try_lock(fd, _WIN_LOCK_OFFSET):
             raise AlreadyRunning(lock_path, _holder_pid(fd))
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
@@ -133,7 +109,7 @@ def single_run_lock(path: Path | str | None = None) -> Iterator[Path]:
                 os.ftruncate(fd, 0)
             except OSError:
                 pass
-            _unlock(fd)
+            unlock(fd, _WIN_LOCK_OFFSET)
     finally:
         os.close(fd)
 

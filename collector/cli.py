@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -30,33 +29,21 @@ Exit codes:
   4  bundle made, but the upload failed (bundle kept and spooled)
   5  nothing could be collected"""
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
-
-
 class Fail(click.ClickException):
     """An error the user can act on: printed as one line, exit 1."""
 
     exit_code = 1
 
 
-def parse_size(text: str) -> int:
-    """``50M``, ``1.5GiB``, ``200k`` or plain bytes; binary multiples."""
-    m = _SIZE.match(text)
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a size: use e.g. 50M, 1G, 200k or bytes")
-    factor = 1024 ** " kmgt".index((m.group(2) or " ").lower())
-    return int(float(m.group(1)) * factor)
-
-
 class SizeType(click.ParamType):
     name = "SIZE"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
+        from .config import parse_size     # the one size grammar, shared with config files
+
         try:
             return parse_size(value)
-        except click.BadParameter as exc:
+        except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 

@@ -212,8 +212,8 @@ class LogStats:
             stop = block.find(b"\n", m.start())
             done_to = stop
             raw = block[start:stop][:MAX_LINE]
-            self._error(raw, line_timestamp(raw, self.year_hint)
-                        or self._stamp_before(block, start) or before)
+            own = line_timestamp(raw, self.year_hint)
+            self._error(raw, own or self._stamp_before(block, start) or before, stamped=own is not None)
         newest = self._stamp_before(block, len(block))
         if newest is not None:
             self._record_time = newest
@@ -240,12 +240,12 @@ class LogStats:
             self._record_time = stamp
             self.last_timestamp = _newer(self.last_timestamp, stamp)
         if _MAYBE_ERROR.search(raw.lower()):
-            self._error(raw, self._record_time)
+            self._error(raw, self._record_time, stamped=stamp is not None)
 
-    def _error(self, raw: bytes, when: Optional[datetime]) -> None:
-        """Count ``raw`` if it is an error line, grouped by its normalized message."""
+    def _error(self, raw: bytes, when: Optional[datetime], stamped: bool) -> None:
+        """Count ``raw`` if it is an error line, grouped by its normalized message;
+        ``stamped`` says the line starts with a timestamp (already parsed by the caller)."""
         text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-        stamped = line_timestamp(raw, self.year_hint) is not None
         message = _STAMP.sub("", text, count=1) if stamped else text.lstrip()
         if not is_error_line(message):
             return

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from .durable import fsync_dir, write_atomic
+from .filelock import try_lock, unlock
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -120,27 +121,16 @@ class _FileLock:
 
     def acquire(self) -> None:
         self.fh = open(self.path, "a+b")
-        try:
-            if os.name == "nt":  # pragma: no cover - Windows only
-                import msvcrt
-                self.fh.seek(0)
-                msvcrt.locking(self.fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not try_lock(self.fh.fileno()):
             self.fh.close()
             self.fh = None
-            raise SpoolBusy(f"{self.path.parent.name} is being sent by another jcdiag run") from None
+            raise SpoolBusy(f"{self.path.parent.name} is being sent by another jcdiag run")
 
     def release(self) -> None:
         if self.fh is None:
             return
         try:
-            if os.name == "nt":  # pragma: no cover - Windows only
-                import msvcrt
-                self.fh.seek(0)
-                msvcrt.locking(self.fh.fileno(), msvcrt.LK_UNLCK, 1)
+            unlock(self.fh.fileno())
         finally:
             self.fh.close()
             self.fh = None

@@ -64,8 +64,7 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
     add("=" * 78)
     life = summary.get("lifecycle")
     if life:
-        add(_VERDICT_WORDS.get(life.get("status"), str(life.get("status"))).upper()
-            if life.get("status") != "supported" else _VERDICT_WORDS["supported"])
+        add(_VERDICT_WORDS.get(life.get("status"), str(life.get("status")).upper()))
         product = life.get("label") or " ".join(str(x) for x in (life.get("product"), life.get("cycle")) if x)
         if product:
             add(f"  Product: {product}   EOL: {life.get('eol_date') or 'n/a'}"
