@@ -170,6 +170,33 @@ def test_variable_parts_group_together(a, b):
     assert normalize(a) == normalize(b)
 
 
+@pytest.mark.parametrize("message", [
+    "sync failed for user 12 in 3.5s after 1h30m",
+    "request to 192.168.1.20:8443 failed, 999.1.2.3 is no address",
+    "peer fe80::1ff:fe23:4567:890a refused; abc1 deadbeef12 0x7f 0x7fffffff v2.10.3",
+    'level=error msg="poll 42 failed for \'x9\'" error="dial tcp 10.0.0.1:443"',
+    "id 0b1e2c3d-1111-4222-8333-444455556666 user007 ٣ apples 5defcc8c0582237f4253da6e",
+    "0" * 2000 + " long line 12345",
+])
+def test_digit_shape_memo_is_exact(message):
+    """LogStats memoizes normalize() on the message with every digit made 0: that must
+    never change a key, or errors would group wrongly."""
+    digits_to_zero = str.maketrans("123456789", "000000000")
+    assert normalize(message.translate(digits_to_zero)) == normalize(message)
+    stats = LogStats(now=NOW)
+    assert stats._key(message) == normalize(message)
+    assert stats._key(message) == normalize(message)        # from the memo
+
+
+def test_memo_stays_bounded_with_a_fresh_id_on_every_line():
+    stats = LogStats(now=NOW)
+    for n in range(health.MAX_SHAPES * 3):
+        stats.feed(f"2024-03-04 10:00:00 [ERROR] job {n:x}{letters(n)}abc done\n".encode())
+    stats.close()
+    assert len(stats._shapes) <= health.MAX_SHAPES
+    assert stats.error_lines == health.MAX_SHAPES * 3
+
+
 @pytest.mark.parametrize("a, b", [
     ('level=error msg="poll failed"', 'level=error msg="policy failed"'),
     ("failed to poll server", "failed to update users"),
