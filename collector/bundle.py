@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import py7zr
 import py7zr.io
@@ -30,7 +30,8 @@ FORMAT = "jcdiag-bundle/1"
 HEADER_NAME = "bundle.json"
 PAYLOAD_NAME = "payload.7z"
 HEADER_LIMIT = 1024 * 1024
-LZMA2_PRESET = 1
+#: What the public header says of the payload's compression (see collector.sevenzip).
+COMPRESSION = "LZMA2 (fast, 256 KiB dictionary; already-compressed data stored)"
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -46,11 +47,6 @@ class WrittenBundle:
     header: dict
 
 
-def payload_filters() -> list[dict]:
-    return [{"id": py7zr.FILTER_LZMA2, "preset": LZMA2_PRESET},
-            {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
-
-
 def sha256_file(path: Path | str) -> tuple[str, int]:
     """Hex SHA-256 and size of a file, read in bounded chunks."""
     digest, size = hashlib.sha256(), 0
@@ -61,59 +57,69 @@ def sha256_file(path: Path | str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def write_payload(files: Iterable[tuple[Path, str]], out: Path, password: str) -> None:
-    """Compress and encrypt ``(path, arcname)`` pairs into ``out``.
+def start_payload(work_dir: Path, password: str) -> sevenzip.StreamingWriter:
+    """An open payload in ``work_dir`` that takes files as they are finished.
 
-    Written by :mod:`collector.sevenzip` (LZMA2 blocks on both cores, Copy for data
-    that is already compressed, 7zAES-256 with encrypted headers); memory depends on
-    its block size, not on the size of the logs.  py7zr is used only for reading.
+    A background writer (:mod:`collector.sevenzip`: LZMA2 blocks on both cores, Copy
+    for data that is already compressed, 7zAES-256 with encrypted headers), so
+    compressing one file overlaps gathering and redacting the next: ``add_file``
+    only queues.  Close it, then :func:`seal`; abort it if the run fails.  Memory
+    depends on the writer's block size, not on the size of the logs.
     """
-    sevenzip.write_payload(files, out, password)
+    if not password:
+        raise BundleError("the payload needs a password: jcdiag never writes it unencrypted")
+    return sevenzip.StreamingWriter(work_dir / PAYLOAD_NAME, password, background=True)
+
+
+def seal(payload: Path, out_dir: Path, bundle_id: str, header: dict, work_dir: Path) -> WrittenBundle:
+    """Wrap a closed payload into ``<out_dir>/<bundle_id>.7z`` with its public header.
+
+    ``header`` holds the public fields (case, recipients...); format, bundle ID,
+    creation time, tool and payload digest are filled in here.  The payload is
+    removed afterwards, whether sealing worked or not.
+    """
+    try:
+        digest, size = sha256_file(payload)
+        full_header = {
+            "format": FORMAT,
+            "bundle_id": bundle_id,
+            "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "tool": {"name": "jcdiag", "version": __version__},
+            **header,
+            "payload": {"name": PAYLOAD_NAME, "sha256": digest, "size": size,
+                        "compression": COMPRESSION, "encryption": "7zAES-256, headers encrypted"},
+        }
+        header_path = work_dir / HEADER_NAME
+        header_path.write_text(json.dumps(full_header, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        final = out_dir / f"{bundle_id}.7z"
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{bundle_id}.", suffix=".partial", dir=out_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            sevenzip.write_archive([(header_path, HEADER_NAME), (payload, PAYLOAD_NAME)], tmp,
+                                   password=None, method=sevenzip.COPY)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        payload.unlink(missing_ok=True)
+    bundle_digest, bundle_size = sha256_file(final)
+    return WrittenBundle(final, bundle_digest, bundle_size, full_header)
 
 
 def write_bundle(staging: Path, out_dir: Path, bundle_id: str, password: str,
                  header: dict, work_dir: Path,
                  order: Optional[Callable[[str], object]] = None) -> WrittenBundle:
-    """Pack every file under ``staging`` into ``<out_dir>/<bundle_id>.7z``.
-
-    ``header`` holds the public fields (case, recipients...); format, bundle ID,
-    creation time, tool and payload digest are filled in here.  ``work_dir`` is a
-    private directory for the intermediate encrypted payload.
-    """
+    """Pack every file under ``staging`` into ``<out_dir>/<bundle_id>.7z`` in one call
+    (``collect`` streams into :func:`start_payload` instead, as files are gathered)."""
     files = sorted(((p, p.relative_to(staging).as_posix()) for p in staging.rglob("*") if p.is_file()),
                    key=lambda item: order(item[1]) if order else item[1])
-    payload = work_dir / PAYLOAD_NAME
-    write_payload(files, payload, password)
-    digest, size = sha256_file(payload)
-    full_header = {
-        "format": FORMAT,
-        "bundle_id": bundle_id,
-        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "tool": {"name": "jcdiag", "version": __version__},
-        **header,
-        "payload": {"name": PAYLOAD_NAME, "sha256": digest, "size": size,
-                    "compression": f"LZMA2 preset {LZMA2_PRESET}",
-                    "encryption": "7zAES-256, headers encrypted"},
-    }
-    header_path = work_dir / HEADER_NAME
-    header_path.write_text(json.dumps(full_header, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-    final = out_dir / f"{bundle_id}.7z"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{bundle_id}.", suffix=".partial", dir=out_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        sevenzip.write_archive([(header_path, HEADER_NAME), (payload, PAYLOAD_NAME)], tmp,
-                               password=None, method=sevenzip.COPY)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        payload.unlink(missing_ok=True)
-    bundle_digest, bundle_size = sha256_file(final)
-    return WrittenBundle(final, bundle_digest, bundle_size, full_header)
+    with start_payload(work_dir, password) as payload:
+        for path, arcname in files:
+            payload.add_file(path, arcname)
+    return seal(payload.path, out_dir, bundle_id, header, work_dir)
 
 
 def _open_outer(path: Path) -> py7zr.SevenZipFile:

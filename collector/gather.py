@@ -98,11 +98,16 @@ class Gatherer:
     def __init__(self, platform: Platform, staging: Path, redactor: Redactor,
                  limits: Limits | None = None,
                  progress: Optional[Callable[[str, int], None]] = None,
-                 observe: Optional[Callable[[Artifact], Optional[object]]] = None):
+                 observe: Optional[Callable[[Artifact], Optional[object]]] = None,
+                 finished: Optional[Callable[[Path, str], None]] = None):
         """``observe(artifact)`` may return an object with ``feed(bytes)`` and ``close()``
         that sees the redacted text of that artifact as it streams (health's log
-        statistics), so no file is read twice."""
+        statistics), so no file is read twice.  ``finished(path, name)`` is told of
+        each staging file once it is complete and will not change (the payload
+        compresses it while the next one is gathered); a file that failed midway is
+        removed instead, never handed on."""
         self.observe = observe
+        self.finished = finished
         self.platform = platform
         self.staging = staging
         self.redactor = redactor
@@ -459,6 +464,8 @@ class Gatherer:
         art.size, art.sha256 = size, digest.hexdigest()
         self.total += size
         self._record(art)
+        if self.finished is not None:
+            self.finished(out_path, art.name)
 
     def _drop(self, art: Artifact) -> None:
         if art.name:

@@ -255,33 +255,47 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     with private_workspace() as work:
         staging = work / "payload"
         staging.mkdir()
-        progress.step("Collecting agent files and command outputs")
-        log_stats = LogStats(now=datetime.now())
-        artifacts, report = _gather(platform, facts, staging, redactor, log_stats, opts, progress)
-        progress.done()
+        # The payload takes each file as soon as it is gathered, so compression runs
+        # on both cores while the next file is read and redacted (a review writes no bundle).
+        secret, header = _seal(opts) if opts.review is None else ("", {})
+        payload = bundle_mod.start_payload(work, secret) if opts.review is None else None
+        try:
+            progress.step("Collecting agent files and command outputs")
+            log_stats = LogStats(now=datetime.now())
+            artifacts, report = _gather(platform, facts, staging, redactor, log_stats, opts, progress,
+                                        finished=payload.add_file if payload else None)
+            progress.done()
 
-        red_report = redactor.report()
-        if redactor.pseudonymizer is not None and opts.map_file:
-            redactor.pseudonymizer.save()
-        summary = build_summary(
-            bundle_id=bundle_id, created=created, case_id=opts.case_id, platform=platform.family,
-            root=str(platform.root), os_info=facts.as_dict("os_info"), patch=facts.as_dict("patch"),
-            agent=facts.as_dict("agent"), lifecycle=judge(facts, opts.as_of),
-            findings=health_findings(platform, facts, log_stats, opts.online_url),
-            artifacts=artifacts, redaction_totals=red_report.get("totals", {}),
-            fact_errors=facts.errors)
-        _write_documents(staging, summary, report, artifacts, red_report, platform, opts, bundle_id, created)
-        result = CollectResult(bundle_id, _exit_code(artifacts), summary=summary, artifacts=artifacts,
-                               redactions=red_report.get("totals", {}), warnings=warnings)
-        if result.exit_code == EXIT_NOTHING:
-            return result
-        if opts.review is not None:
-            result.review = _write_review(staging, opts.review)
-            return result
-        progress.step("Compressing and encrypting the bundle")
-        secret, header = _seal(opts)
-        written = bundle_mod.write_bundle(staging, opts.output, bundle_id, secret, header, work,
-                                          order=_payload_order)
+            red_report = redactor.report()
+            if redactor.pseudonymizer is not None and opts.map_file:
+                redactor.pseudonymizer.save()
+            summary = build_summary(
+                bundle_id=bundle_id, created=created, case_id=opts.case_id, platform=platform.family,
+                root=str(platform.root), os_info=facts.as_dict("os_info"), patch=facts.as_dict("patch"),
+                agent=facts.as_dict("agent"), lifecycle=judge(facts, opts.as_of),
+                findings=health_findings(platform, facts, log_stats, opts.online_url),
+                artifacts=artifacts, redaction_totals=red_report.get("totals", {}),
+                fact_errors=facts.errors)
+            documents = _write_documents(staging, summary, report, artifacts, red_report, platform, opts,
+                                         bundle_id, created)
+            result = CollectResult(bundle_id, _exit_code(artifacts), summary=summary, artifacts=artifacts,
+                                   redactions=red_report.get("totals", {}), warnings=warnings)
+            if result.exit_code == EXIT_NOTHING:
+                if payload is not None:
+                    payload.abort()
+                return result
+            if payload is None:
+                result.review = _write_review(staging, opts.review)
+                return result
+            progress.step("Compressing and encrypting the bundle")
+            for name in documents:
+                payload.add_file(staging / name, name)
+            payload.close()
+        except BaseException:
+            if payload is not None:
+                payload.abort()
+            raise
+        written = bundle_mod.seal(payload.path, opts.output, bundle_id, header, work)
         progress.done()
     result.path, result.sha256, result.size = written.path, written.sha256, written.size
     if opts.upload:
@@ -369,10 +383,12 @@ def _validate(opts: CollectOptions) -> None:
 
 
 def _gather(platform: Platform, facts: Facts, staging: Path, redactor: Redactor, log_stats: LogStats,
-            opts: CollectOptions, progress: Progress) -> tuple[list[Artifact], IssueReport]:
-    """Every source, the generated facts and the attachments, streamed into ``staging``."""
+            opts: CollectOptions, progress: Progress,
+            finished: Optional[Callable[[Path, str], None]] = None) -> tuple[list[Artifact], IssueReport]:
+    """Every source, the generated facts and the attachments, streamed into ``staging``
+    (each finished file handed to ``finished``)."""
     gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance,
-                        observe=agent_log_observer(log_stats))
+                        observe=agent_log_observer(log_stats), finished=finished)
     for name, error in facts.errors.items():
         gatherer.artifacts.append(Artifact("", f"{name} facts", "facts", "failed", error))
     gatherer.run(platform.sources())
@@ -412,17 +428,14 @@ def _scrubbed_report(redactor: Redactor, report: IssueReport) -> IssueReport:
                        resources=[clean(r) for r in report.resources])
 
 
-_FIRST = ("SUMMARY.txt", "summary.json", "report.json", "manifest.json", "redaction.json")
-
-
-def _payload_order(name: str) -> tuple:
-    """Documents first in the archive listing, then everything by path."""
-    return (_FIRST.index(name) if name in _FIRST else len(_FIRST), name)
+#: The documents, written last (they describe everything gathered) in this order.
+DOCUMENTS = ("SUMMARY.txt", "summary.json", "report.json", "manifest.json", "redaction.json")
 
 
 def _write_documents(staging: Path, summary: dict, report: IssueReport, artifacts: list[Artifact],
                      red_report: dict, platform: Platform, opts: CollectOptions,
-                     bundle_id: str, created: str) -> None:
+                     bundle_id: str, created: str) -> tuple[str, ...]:
+    """The documents into ``staging``; their names, in the order they go into the bundle."""
     manifest = {
         "bundle_id": bundle_id,
         "created": created,
@@ -442,8 +455,10 @@ def _write_documents(staging: Path, summary: dict, report: IssueReport, artifact
         "report.json": json.dumps(report_dict, indent=2),
         "SUMMARY.txt": render_text(summary, report_dict if not report.empty else None),
     }
-    for name, text in docs.items():
+    for name in DOCUMENTS:
+        text = docs[name]
         (staging / name).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+    return DOCUMENTS
 
 
 def _write_review(staging: Path, review: Path) -> Path:

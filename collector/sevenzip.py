@@ -502,6 +502,8 @@ class StreamingWriter:
             else LZMA2
 
     def _feed(self, record: _FileRecord, data: bytes, method: str) -> None:
+        if self._aborting:                   # abort() stops a background file midway
+            raise SevenZipWriteError(f"{self.path}: aborted")
         if not data:
             return
         if record.folder is None:
