@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Optional
 
+from collector.literals import LiteralFinder
 from collector.logtime import line_timestamp
 from platforms import linux as _linux, macos as _macos, windows as _windows
 
@@ -73,9 +74,8 @@ _STAMP = re.compile(
 _LOGRUS_LEVEL = re.compile(r'level=("?)([A-Za-z]+)\1')
 _MAYBE_ERROR = re.compile(rb"e(?:rr|merg)|fatal|crit|panic|alert|severe")   # on lower-cased bytes:
 # five times faster than (?i) on the original, and lower() keeps every offset
-#: The same words for a block's pre-filter: one bytes.find pass each (C's fast search)
-#: is 1.4x faster than the alternation's finditer on agent logs.
-_ERROR_WORDS = (b"err", b"emerg", b"fatal", b"crit", b"panic", b"alert", b"severe")
+#: The same words for a block's pre-filter, found in one pass (collector.literals).
+_ERROR_WORDS = LiteralFinder((b"err", b"emerg", b"fatal", b"crit", b"panic", b"alert", b"severe"))
 _JSON_LEVEL = re.compile(r'"level"\s*:\s*"([A-Za-z]+)"')
 _VARIABLE = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (   # first wins
     ("UUID", r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
@@ -211,17 +211,14 @@ class LogStats:
         """Complete lines (``block`` ends with a newline)."""
         self.lines += block.count(b"\n")
         before = self._record_time
-        low = block.lower()
-        find, rfind = low.find, low.rfind
-        candidates: dict[int, int] = {}                 # line start -> its newline
-        for word in _ERROR_WORDS:
-            at = find(word)
-            while at >= 0:
-                stop = find(b"\n", at)
-                candidates[rfind(b"\n", 0, at) + 1] = stop
-                at = find(word, stop)                   # the next line
-        for start in sorted(candidates):
-            raw = block[start:candidates[start]][:MAX_LINE]
+        find, rfind = block.find, block.rfind
+        done_to = -1
+        for at, _ in sorted(_ERROR_WORDS.positions(block.lower())):
+            if at <= done_to:
+                continue                                # this line was looked at already
+            start = rfind(b"\n", 0, at) + 1
+            done_to = find(b"\n", at)
+            raw = block[start:done_to][:MAX_LINE]
             own = line_timestamp(raw, self.year_hint)
             self._error(raw, own or self._stamp_before(block, start) or before, stamped=own is not None)
         newest = self._stamp_before(block, len(block))

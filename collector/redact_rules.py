@@ -49,6 +49,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from .literals import LiteralFinder
+
 #: A replacement: bytes ``[start, end)`` of the scanned block become ``replacement``;
 #: ``rule_id`` is counted in the report (None for parts of a hit already counted).
 Span = tuple[int, int, bytes, Optional[str]]
@@ -420,6 +422,8 @@ class Matcher:
         self._literals = tuple(lit for i, lit in enumerate(ordered)
                                if not any(lit.startswith(short) for short in ordered[:i])
                                or lit in self._anchors)
+        self._finder = LiteralFinder(self._literals)
+        self._anchor_of = tuple(self._anchors.get(lit) for lit in self._literals)
         g = self._rx.groupindex
         if key_triggers:
             self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
@@ -490,16 +494,13 @@ class Matcher:
         if state.pem:
             pos = self._pem_body(sc, 0)
         positions: list[int] = []
-        find = low.find
         ctx_lines = sc.ctx_lines
-        for lit in self._literals:
-            p = find(lit)
-            anchor = self._anchors.get(lit)
-            while p >= 0:
-                positions.append(p)
-                if anchor is not None and anchor.match(orig, p):
-                    ctx_lines.append(p)          # e.g. an AWS key id, whichever rule redacts it
-                p = find(lit, p + 1)
+        anchor_of = self._anchor_of
+        for p, index in self._finder.positions(low):
+            positions.append(p)
+            anchor = anchor_of[index]
+            if anchor is not None and anchor.match(orig, p):
+                ctx_lines.append(p)              # e.g. an AWS key id, whichever rule redacts it
         if positions:
             positions.sort()
             match = self._rx.match

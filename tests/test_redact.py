@@ -472,7 +472,8 @@ PLANTS = {
     "aws-secret": (_s(B64, 40, 40), lambda s: f"aws_secret_access_key = {s}"),
     "token": (_s(B64 + "-_", 12, 80), lambda s: f"refresh_token: {s}"),
     "secret": (_s(PW, 8, 40), lambda s: f"client_secret='{s}'"),
-    "key": (_s(B64, 16, 60), lambda s: f"encryptionKey={s}"),
+    # A generic key's value that starts like a path (/etc/...) is a path by design: not planted.
+    "key": (_s(B64, 16, 60).filter(lambda v: not v.startswith("/")), lambda s: f"encryptionKey={s}"),
     "cookie": (_s(B64, 16, 60), lambda s: f"Cookie: sid={s}; theme=dark"),
     "pem": (st.lists(_s(B64, 64, 64), min_size=1, max_size=8),
             lambda body: "\n-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(body) + "\n-----END RSA PRIVATE KEY-----\n"),
