@@ -22,6 +22,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -346,37 +347,41 @@ class Gatherer:
         self._write_text_log(art, chunks, source)
 
     def _copy_gzip(self, fh, size: int, art: Artifact, source: FileSource) -> None:
-        """A rotated ``.gz`` log: decompressed (so it can be redacted and trimmed), newest tail kept."""
+        """A rotated ``.gz`` log: decompressed once (so it can be redacted and trimmed), the
+        newest bytes kept; where the tail starts is known only at the end of the stream, so
+        it passes through a ring file of at most the cap (see :class:`_TailSpool`)."""
         cap = self._budget(MIN_USEFUL)
         if cap is None:
             self._cap_reached(art)
             return
-        try:
-            total = sum(len(c) for c in _gunzip(fh, size))
-        except (OSError, EOFError, zlib.error) as exc:
-            art.status, art.reason, art.name = "failed", f"damaged gzip file: {exc}", ""
-            self._record(art)
-            return
-        fh.seek(0)
-        chunks: Iterable[bytes] = _gunzip(fh, size)
-        if total > cap:
-            art.truncated = True
-            art.truncation.append(f"kept the newest {cap} of {total} uncompressed bytes (--max-file-size)")
-            chunks = _after_first_newline(_skip_bytes(chunks, total - cap))
-        first = True
+        with _TailSpool(cap, self.staging) as tail:
+            try:
+                for chunk in _gunzip(fh, size):
+                    tail.write(chunk)
+            except (OSError, EOFError, zlib.error) as exc:
+                art.status, art.reason, art.name = "failed", f"damaged gzip file: {exc}", ""
+                self._record(art)
+                return
+            chunks: Iterable[bytes] = tail.chunks()
+            if tail.total > cap:
+                art.truncated = True
+                art.truncation.append(f"kept the newest {cap} of {tail.total} uncompressed bytes "
+                                      "(--max-file-size)")
+                chunks = _after_first_newline(chunks)
+            first = True
 
-        def checked(it):
-            nonlocal first
-            for c in it:
-                if first and looks_binary(c[:8192]):
-                    raise Skip("binary")
-                first = False
-                yield c
-        try:
-            self._write_text_log(art, checked(chunks), source)
-        except Skip:
-            self._drop(art)
-            self._skip_binary(art)
+            def checked(it):
+                nonlocal first
+                for c in it:
+                    if first and looks_binary(c[:8192]):
+                        raise Skip("binary")
+                    first = False
+                    yield c
+            try:
+                self._write_text_log(art, checked(chunks), source)
+            except Skip:
+                self._drop(art)
+                self._skip_binary(art)
 
     def _write_text_log(self, art: Artifact, chunks: Iterable[bytes], source: FileSource) -> None:
         since = self.limits.since if source.timestamped else None
@@ -550,13 +555,44 @@ def _gunzip(fh, size: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _skip_bytes(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
-    for chunk in chunks:
-        if count >= len(chunk):
-            count -= len(chunk)
-            continue
-        yield chunk[count:]
-        count = 0
+class _TailSpool:
+    """The newest ``cap`` bytes of a stream of unknown length, in one pass: a private
+    temporary file (in staging, unnamed where the OS allows) written as a ring, so disk
+    use stays at most ``cap`` and memory at one chunk.  ``total`` counts every byte."""
+
+    def __init__(self, cap: int, folder: Path):
+        self.cap, self.total = cap, 0
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".tail-")
+
+    def __enter__(self) -> "_TailSpool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        if len(view) > self.cap:                 # only its end can be kept
+            self.total += len(view) - self.cap
+            view = view[-self.cap:]
+        while view:
+            at = self.total % self.cap
+            piece = view[: self.cap - at]
+            self._file.seek(at)
+            self._file.write(piece)
+            self.total += len(piece)
+            view = view[len(piece):]
+
+    def chunks(self) -> Iterator[bytes]:
+        """The kept bytes, oldest first."""
+        if self.total <= self.cap:
+            spans = [(0, self.total)]
+        else:
+            at = self.total % self.cap
+            spans = [(at, self.cap), (0, at)]
+        for start, stop in spans:
+            self._file.seek(start)
+            yield from _read_upto(self._file, stop - start)
 
 
 def _after_first_newline(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -3,8 +3,9 @@ import os
 import gzip
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from collector.gather import Gatherer, Limits
+from collector.gather import Gatherer, Limits, _TailSpool
 from collector.redact import Redactor
 from collector.sources import CommandSource, FileSource
 from platforms.base import LiveRunner
@@ -167,6 +168,21 @@ def test_rotated_gzip_log_is_decompressed_and_tail_capped(root, tmp_path):
     assert a.name == "logs/agent/jcagent.log.3" and a.truncated
     kept = (staging / a.name).read_bytes()
     assert lines.endswith(kept) and len(kept) <= 5000
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=3000), cap=st.integers(1, 700),
+       sizes=st.lists(st.integers(1, 900), min_size=1, max_size=12))
+def test_tail_spool_keeps_exactly_the_newest_bytes(data, cap, sizes, tmp_path_factory):
+    """The one-pass ring behind .gz tails: any chunking, chunks larger than the cap included."""
+    with _TailSpool(cap, tmp_path_factory.mktemp("ring")) as tail:
+        at, i = 0, 0
+        while at < len(data):
+            n = sizes[i % len(sizes)]
+            tail.write(data[at:at + n])
+            at, i = at + n, i + 1
+        assert tail.total == len(data)
+        assert b"".join(tail.chunks()) == (data[-cap:] if data else b"")
 
 
 def test_bundle_cap_skips_what_does_not_fit_and_says_so(root, tmp_path):
