@@ -184,8 +184,18 @@ def test_digit_shape_memo_is_exact(message):
     digits_to_zero = str.maketrans("123456789", "000000000")
     assert normalize(message.translate(digits_to_zero)) == normalize(message)
     stats = LogStats(now=NOW)
-    assert stats._key(message) == normalize(message)
-    assert stats._key(message) == normalize(message)        # from the memo
+    for line, stamped in ((f"[ERROR] {message}", False), (f"2024-03-04 10:00:00 ERROR {message}", True)):
+        expected = normalize(line.split(" ", 2)[-1] if stamped else line)
+        assert stats._error_key(line.encode(), stamped) == expected
+        assert stats._error_key(line.translate(digits_to_zero).encode(), stamped) == expected   # memo
+    assert stats._error_key(f"[INFO] {message}".encode(), False) is None
+    assert stats._error_key(f"[INFO] {message}".replace("1", "7").encode(), False) is None
+
+
+def test_digit_shape_memo_is_exact_on_bytes_that_are_not_utf8():
+    stats = LogStats(now=NOW)
+    for raw in (b"[ERROR] bad \xff1 byte \xc3 22 \xe2\x82 7ms", b"[ERROR] bad \xff9 byte \xc3 48 \xe2\x82 3ms"):
+        assert stats._error_key(raw, False) == normalize(raw.decode("utf-8", errors="replace"))
 
 
 def test_memo_stays_bounded_with_a_fresh_id_on_every_line():
@@ -193,7 +203,7 @@ def test_memo_stays_bounded_with_a_fresh_id_on_every_line():
     for n in range(health.MAX_SHAPES * 3):
         stats.feed(f"2024-03-04 10:00:00 [ERROR] job {n:x}{letters(n)}abc done\n".encode())
     stats.close()
-    assert len(stats._shapes) <= health.MAX_SHAPES
+    assert all(len(memo) <= health.MAX_SHAPES for memo in stats._shapes)
     assert stats.error_lines == health.MAX_SHAPES * 3
 
 
