@@ -76,7 +76,8 @@ _LOGRUS_LEVEL = re.compile(r'level=("?)([A-Za-z]+)\1')
 _MAYBE_ERROR = re.compile(rb"e(?:rr|merg)|fatal|crit|panic|alert|severe")   # on lower-cased bytes:
 # five times faster than (?i) on the original, and lower() keeps every offset
 #: The same words for a block's pre-filter, found in one pass (collector.literals).
-_ERROR_WORDS = LiteralFinder((b"err", b"emerg", b"fatal", b"crit", b"panic", b"alert", b"severe"))
+_ERROR_WORDS = LiteralFinder((b"err", b"emerg", b"fatal", b"crit", b"panic", b"alert", b"severe"),
+                             every=False)
 _JSON_LEVEL = re.compile(r'"level"\s*:\s*"([A-Za-z]+)"')
 _VARIABLE = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in (   # first wins
     ("UUID", r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
