@@ -102,8 +102,10 @@ _ATTR_ARCHIVE = 0x20
 _ATTR_UNIX_EXTENSION = 0x8000
 
 
-class SevenZipWriteError(Exception):
-    """The archive could not be written; the partial output has been removed."""
+class SevenZipWriteError(OSError):
+    """The archive could not be written; the partial output has been removed.  An
+    OSError: callers report it like the disk error it usually wraps (a full disk
+    under the background writer), in one line."""
 
 
 # ---------------------------------------------------------------------------- encodings

@@ -107,6 +107,34 @@ def test_output_directory_that_is_not_writable(tmp_path, keys):
     assert "not writable" in r.stderr and "--output" in r.stderr
 
 
+def test_disk_full_while_compressing_is_one_line_exit_1_and_leaves_nothing(tmp_path, keys, monkeypatch):
+    """The payload is written by a background thread while files are gathered: its
+    failure must still reach the admin as one line, with no bundle and no temp data."""
+    import errno
+    import tempfile
+    from click.testing import CliRunner
+    from collector import cli, sevenzip
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(sevenzip.StreamingWriter, "_write", full)
+    monkeypatch.setenv("JCDIAG_SPOOL", str(tmp_path / "spool"))
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    root = HOSTS["linux"](tmp_path / "root")
+    with open(root / "var/log/jcagent.log.1", "wb") as fh:      # blocks full while gathering
+        fh.write(b"".join(b"2026-11-01 10:00:00 [INFO] line %08d %s\n" % (i, os.urandom(8).hex().encode())
+                          for i in range(300_000)))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli.main, ["collect", "--root", str(root), "--platform", "linux", "--recipient",
+                                      str(keys[1]), "--output", str(out), "--json", "--yes"])
+    assert r.exit_code == 1, r.output
+    error = json.loads(r.output)["error"]
+    assert "No space left on device" in error and "\n" not in error
+    assert not list(out.glob("*")) and not list(tmpdir.iterdir())
+
+
 def test_open_errors_are_one_line_and_exit_1(keys, tmp_path):
     root = HOSTS["linux"](tmp_path / "root")
     r = jcdiag("collect", "--root", str(root), "--platform", "linux", "--recipient", str(keys[1]),
