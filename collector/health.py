@@ -40,6 +40,8 @@ MAX_KEY, MAX_EXAMPLE = 300, 500
 MAX_GROUPS = 5000             # distinct normalized error messages held at once
 MAX_SHAPES = 4096             # memoized line classifications (see LogStats._error_key)
 _UNSEEN = object()
+_HEX_WORD = re.compile(rb"(?<![0-9A-Za-z_\x80-\xff.:])(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])"
+                       rb"[0-9a-fA-F]{8,}(?![0-9A-Za-z_\x80-\xff])")
 SILENT_AFTER = RECENT = timedelta(hours=24)
 SKEW_WARNING, SKEW_ERROR = 60, 300           # seconds
 CERT_WARNING_DAYS = 30
@@ -89,8 +91,10 @@ _VARIABLE = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in ( 
     ("N", r"\d+(?:\.\d+)?"),
 )), re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-#: Every ASCII digit to "0": a line and its image classify alike (see LogStats._error_key).
+#: Every ASCII digit to "0": a line and its image classify alike (see LogStats._error_key),
+#: unless that makes a "0x" prefix; then 1-9 to "1", keeping 0.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGITS_TO_ONE = bytes.maketrans(b"23456789", b"11111111")
 
 
 @dataclass
@@ -140,6 +144,25 @@ def normalize(message: str) -> str:
     return " ".join(_VARIABLE.sub(_placeholder, message).split())[:MAX_KEY]
 
 
+def _hex_shape(shape: bytes) -> bytes:
+    """``shape`` with each long hex word made ``0aaa...`` (same length), for the memo.
+
+    A hex word here: 8 or more ASCII hex characters with at least one digit and one
+    letter, between ASCII non-word characters (or the line's ends; a neighbouring
+    non-ASCII byte may be part of a letter, so it disqualifies), and not right
+    after "." or ":" (a number "7.0000000a" or an address could run into it).
+    Exact: such a word is always replaced whole, by <HEX> or inside a <UUID> or
+    <S>, whichever hex letters and digits it holds; no other rule (timestamp,
+    level words, durations, addresses, numbers) can start or end inside it, and a
+    letter keeps it from reading as a number.  ``test_health`` checks this against
+    the rules on generated lines.  Lines longer than the part ``normalize`` reads
+    are left alone: a cut there could split such a word.
+    """
+    if len(shape) > 4 * MAX_KEY:
+        return shape
+    return _HEX_WORD.sub(lambda m: b"0" + b"a" * (len(m.group()) - 1), shape)
+
+
 def _older(a: Optional[datetime], b: Optional[datetime]) -> Optional[datetime]:
     return min(a, b) if a and b else a or b
 
@@ -174,6 +197,7 @@ class LogStats:
         self.newest_error: Optional[datetime] = None
         self._groups: dict[str, _Group] = {}
         self._shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})   # by "stamped"
+        self._hex_shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})
         self._partial = bytearray()
         self._record_time: Optional[datetime] = None
 
@@ -275,18 +299,34 @@ class LogStats:
 
         Memoized on the line's *shape*: its bytes with every ASCII digit made "0".
         Exact, not a heuristic: the timestamp, level and placeholder rules look only
-        at digit-or-not (never at which digit), every digit of the message ends up
-        inside a replaced part, and in UTF-8 an ASCII byte is never part of another
-        character, so a line and its shape classify alike.  Lines repeating one
+        at digit-or-not (never at which digit, except "0" before "x" in a 0x prefix,
+        which the shape keeps apart), every digit of the message ends up inside a
+        replaced part, and in UTF-8 an ASCII byte is never part of another
+        character, so a line and its shape classify alike (``test_health`` checks
+        this on generated lines).  Lines repeating one
         error differ mostly in numbers; decoding and the regex passes (~20 us a
         line) were most of the log statistics' time.
         """
         shape = raw.translate(_DIGITS_TO_ZERO)
+        if (b"0x" in shape or b"0X" in shape) and \
+                shape.count(b"0x") + shape.count(b"0X") != raw.count(b"0x") + raw.count(b"0X"):
+            shape = raw.translate(_DIGITS_TO_ONE)      # "7x" must not read as a 0x prefix
         memo = self._shapes[stamped]
         key = memo.get(shape, _UNSEEN)
         if key is _UNSEEN:
             if len(memo) >= MAX_SHAPES:
-                memo.clear()                    # e.g. a fresh hex id on every line: start over
+                memo.clear()                    # many distinct shapes: start over
+            key = memo[shape] = self._classify(_hex_shape(shape), stamped)
+        return key
+
+    def _classify(self, shape: bytes, stamped: bool) -> Optional[str]:
+        """The second memo level, on :func:`_hex_shape` (a fresh hex id on every line
+        makes every line a new digit shape, not a new hex shape)."""
+        memo = self._hex_shapes[stamped]
+        key = memo.get(shape, _UNSEEN)
+        if key is _UNSEEN:
+            if len(memo) >= MAX_SHAPES:
+                memo.clear()
             text = shape.decode("utf-8", errors="replace")
             message = _STAMP.sub("", text, count=1) if stamped else text.lstrip()
             key = memo[shape] = normalize(message) if is_error_line(message) else None

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from hypothesis import given, settings, strategies as st
+
 from collector import health
 from collector.health import Finding, LogStats, findings, is_error_line, jcagent_conf, normalize
 from platforms.base import AgentInfo, ProcessInfo
@@ -196,6 +198,39 @@ def test_digit_shape_memo_is_exact_on_bytes_that_are_not_utf8():
     stats = LogStats(now=NOW)
     for raw in (b"[ERROR] bad \xff1 byte \xc3 22 \xe2\x82 7ms", b"[ERROR] bad \xff9 byte \xc3 48 \xe2\x82 3ms"):
         assert stats._error_key(raw, False) == normalize(raw.decode("utf-8", errors="replace"))
+
+
+_HEX = "0123456789abcdefABCDEF"
+_TOKENS = st.one_of(
+    st.text(alphabet=_HEX, min_size=1, max_size=40),
+    st.text(alphabet=_HEX, min_size=1, max_size=12).map(lambda h: "0x" + h),
+    st.sampled_from(["0b1e2c3d-1111-4222-8333-444455556666", "DEADBEEF-aaaa-4bbb-8ccc-0123456789ab",
+                     "10.0.0.1", "192.168.1.20:8443", "fe80::1ff:fe23:4567:890a", "::1", "12ms", "1.5s",
+                     "3h2m", "250µs", "12.5", "42", "ERROR", "error", "[ERROR]", "level=error", "level=info",
+                     'msg="', "failed", "Dec", "user007", "é", "ß", "Ωmega", "_", "x", "<FF>"]),
+    st.text(alphabet="abcdefxXyz0123456789", min_size=1, max_size=10))
+_SEPARATORS = st.sampled_from(["", " ", " ", ".", ":", "-", "/", "=", '"', "'", ",", "[", "]", "\t"])
+_SHARED_STATS = LogStats(now=NOW)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(_TOKENS, _SEPARATORS), min_size=1, max_size=14),
+       st.sampled_from(["", "2026-11-10 00:00:19.869 ", "Dec 12 10:00:00 ", "[2026-11-10T00:00:19Z] "]),
+       st.sampled_from(["[ERROR] ", "[INFO] ", "", "level=error ", 'level=info msg="x" ']),
+       st.integers(0, 1300))
+def test_two_level_memo_classifies_exactly_like_the_rules(parts, stamp, level, pad):
+    """Lines of hex words, ids, addresses, durations, quotes and non-ASCII bytes: the
+    memoized key (digit shape, then hex shape, shared across examples so shapes collide)
+    must equal the rules applied to the line itself, at every length (``pad`` pushes
+    hex words across the part normalize reads)."""
+    body = "".join(token + sep for token, sep in parts)
+    raw = (stamp + level + "x" * (pad if pad > 1000 else 0) + " " + body).encode("utf-8")
+    raw = raw.replace(b"<FF>", b"\xff")
+    for stamped in (False, True):
+        text = raw.decode("utf-8", errors="replace")
+        message = health._STAMP.sub("", text, count=1) if stamped else text.lstrip()
+        expected = normalize(message) if is_error_line(message) else None
+        assert _SHARED_STATS._error_key(raw, stamped) == expected, (raw, stamped)
 
 
 def test_memo_stays_bounded_with_a_fresh_id_on_every_line():
