@@ -218,8 +218,9 @@ def print_table(results: dict) -> None:
 
 
 def profile_collect(host: Path, public_key: Path, scratch: Path, out_file: Path) -> None:
-    """One collect under cProfile (main thread: gather, redaction, feeding the writer);
-    prints the 25 most expensive functions."""
+    """One collect under cProfile (main thread only: gather, redaction, log statistics;
+    the 7z writer's threads are not seen, py-spy --threads shows them); prints the 25 most
+    expensive functions."""
     out = scratch / "profiled"
     argv, cwd, _ = commands("jcdiag", host, out, public_key)
     argv = [argv[0], "-m", "cProfile", "-o", str(out_file)] + argv[1:]
