@@ -303,9 +303,9 @@ class LogStats:
         which the shape keeps apart), every digit of the message ends up inside a
         replaced part, and in UTF-8 an ASCII byte is never part of another
         character, so a line and its shape classify alike (``test_health`` checks
-        this on generated lines).  Lines repeating one
-        error differ mostly in numbers; decoding and the regex passes (~20 us a
-        line) were most of the log statistics' time.
+        this on generated lines).  Lines repeating one error differ mostly in
+        numbers and ids; decoding and the regex passes (~20 us a line) were most of
+        the log statistics' time.
         """
         shape = raw.translate(_DIGITS_TO_ZERO)
         if (b"0x" in shape or b"0X" in shape) and \
