@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from . import __version__, sevenzip
 
@@ -104,19 +104,6 @@ def seal(payload: Path, out_dir: Path, bundle_id: str, header: dict, work_dir: P
         payload.unlink(missing_ok=True)
     bundle_digest, bundle_size = sha256_file(final)
     return WrittenBundle(final, bundle_digest, bundle_size, full_header)
-
-
-def write_bundle(staging: Path, out_dir: Path, bundle_id: str, password: str,
-                 header: dict, work_dir: Path,
-                 order: Optional[Callable[[str], object]] = None) -> WrittenBundle:
-    """Pack every file under ``staging`` into ``<out_dir>/<bundle_id>.7z`` in one call
-    (``collect`` streams into :func:`start_payload` instead, as files are gathered)."""
-    files = sorted(((p, p.relative_to(staging).as_posix()) for p in staging.rglob("*") if p.is_file()),
-                   key=lambda item: order(item[1]) if order else item[1])
-    with start_payload(work_dir, password) as payload:
-        for path, arcname in files:
-            payload.add_file(path, arcname)
-    return seal(payload.path, out_dir, bundle_id, header, work_dir)
 
 
 def _py7zr():

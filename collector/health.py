@@ -75,9 +75,8 @@ _STAMP = re.compile(
     r'^\s*(?:\[|time=")?\s*(?:\d{2,4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\s?'
     r'(?:Z|[+-]\d{2}:?\d{2})?|[A-Z][a-z]{2} {1,2}\d{1,2} \d{2}:\d{2}:\d{2})[\]"]?\s*')
 _LOGRUS_LEVEL = re.compile(r'level=("?)([A-Za-z]+)\1')
-_MAYBE_ERROR = re.compile(rb"e(?:rr|merg)|fatal|crit|panic|alert|severe")   # on lower-cased bytes:
-# five times faster than (?i) on the original, and lower() keeps every offset
-#: The same words for a block's pre-filter, found in one pass (collector.literals).
+#: The pre-filter for error lines: words of the error levels, found in lower-cased bytes
+#: in one pass (collector.literals); lower() keeps every offset.
 _ERROR_WORDS = LiteralFinder((b"err", b"emerg", b"fatal", b"crit", b"panic", b"alert", b"severe"),
                              every=False)
 _JSON_LEVEL = re.compile(r'"level"\s*:\s*"([A-Za-z]+)"')
@@ -272,7 +271,7 @@ class LogStats:
         if stamp is not None:
             self._record_time = stamp
             self.last_timestamp = _newer(self.last_timestamp, stamp)
-        if _MAYBE_ERROR.search(raw.lower()):
+        if _ERROR_WORDS.positions(raw.lower()):
             self._error(raw, self._record_time, stamped=stamp is not None)
 
     def _error(self, raw: bytes, when: Optional[datetime], stamped: bool) -> None:

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from collector.bundle import BundleError, open_bundle, read_header, write_bundle
+from collector.bundle import BundleError, open_bundle, read_header, seal, start_payload
 from collector.envelope import keygen, load_private_key, load_recipient_file, new_secret, unseal
 from collector.ids import new_bundle_id
 from tests.opener import headers_are_encrypted, open_with_stock_tools
@@ -26,7 +26,11 @@ def made(tmp_path, keys):
     secret = new_secret()
     bid = new_bundle_id()
     rec = load_recipient_file(keys[1])
-    written = write_bundle(staging, out, bid, secret, {"case_id": "42", "recipients": [rec.seal(secret)]}, work)
+    with start_payload(work, secret) as payload:
+        for name in ("logs/agent/jcagent.log", "SUMMARY.txt"):
+            payload.add_file(staging / name, name)
+    written = seal(payload.path, out, bid, {"case_id": "42", "recipients": [rec.seal(secret)]}, work)
+    assert not payload.path.exists()                                     # the payload is inside now
     return written, secret
 
 
