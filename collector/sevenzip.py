@@ -45,7 +45,7 @@ from typing import BinaryIO, Callable, Iterable, Optional
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["StreamingWriter", "write_archive", "write_payload", "derive_key", "is_precompressed",
+__all__ = ["StreamingWriter", "write_archive", "derive_key", "is_precompressed",
            "LZMA2_FILTER", "BLOCK_SIZE", "AES_CYCLES_POWER", "COPY", "LZMA2", "SevenZipWriteError"]
 
 # ---------------------------------------------------------------------------- format constants
@@ -668,11 +668,3 @@ def write_archive(files: Iterable[tuple[Path, str]], out: Path, password: Option
                          block_size=block_size) as archive:
         for path, arcname in files:
             archive.add_file(path, arcname)
-
-
-def write_payload(files: Iterable[tuple[Path, str]], out: Path, password: str,
-                  threads: int = 2) -> None:
-    """The bundle payload: LZMA2 (Copy for compressed data) + 7zAES-256, headers encrypted."""
-    if not password:
-        raise SevenZipWriteError("the payload needs a password: jcdiag never writes it unencrypted")
-    write_archive(files, out, password, method=LZMA2, threads=threads)

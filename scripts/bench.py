@@ -45,7 +45,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genhost import make_host, parse_size  # noqa: E402
+from genhost import make_host  # noqa: E402
+from collector.config import parse_size  # noqa: E402
 
 PASSWORD = "bench-password-of-43-characters-xxxxxxxxxx"
 INPUT_DIRS = ("var/log", "opt/jc")

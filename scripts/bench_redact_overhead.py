@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from genhost import make_host  # noqa: E402
-from measure_memory import parse_size  # noqa: E402
+from collector.config import parse_size  # noqa: E402
 
 from collector.envelope import keygen, load_recipient_file  # noqa: E402
 from collector.pipeline import CollectOptions, collect  # noqa: E402
@@ -58,12 +58,12 @@ def one_run(root: Path, out: Path, recipient, redactor: Redactor) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--size", default="200M")
+    ap.add_argument("--size", default="200M", type=parse_size)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="jcdiag-redbench-") as tmp:
         tmp = Path(tmp)
-        root = make_host(tmp / "host", parse_size(args.size))
+        root = make_host(tmp / "host", args.size)
         size = sum(p.stat().st_size for p in (root / "var/log").iterdir())
         _, pub = keygen(tmp / "k")
         recipient = load_recipient_file(pub)

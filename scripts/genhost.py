@@ -18,10 +18,14 @@ import argparse
 import hashlib
 import json
 import random
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from functools import partial
 from typing import Callable, Iterator, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from collector.config import parse_size  # noqa: E402  (the one size syntax of flags and config)
 
 COMPONENTS = ["jcagent", "policy", "usermgmt", "heartbeat", "updater", "mdm", "pwm", "certs", "ldap"]
 MESSAGES = [
@@ -196,18 +200,13 @@ def make_host(root: Path, total_bytes: int, seed: int = 7, rotations: int = 9) -
     return root
 
 
-def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].isalpha() else int(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("root", type=Path)
-    ap.add_argument("--size", default="500M", help="total log size (e.g. 50M, 500M, 2G)")
+    ap.add_argument("--size", default="500M", type=parse_size, help="total log size (e.g. 50M, 500M, 2G)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    size = parse_size(args.size)
+    size = args.size
     make_host(args.root, size, seed=args.seed)
     print(f"wrote about {size} bytes of logs under {args.root}")
 

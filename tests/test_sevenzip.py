@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from collector import sevenzip
 from collector.sevenzip import (StreamingWriter, SevenZipWriteError, bit_vector, derive_key,
-                                is_precompressed, number, write_archive, write_payload)
+                                is_precompressed, number, write_archive)
 from tests.opener import headers_are_encrypted
 
 PASSWORD = "Pässwörd-43-chars_xxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -151,7 +151,7 @@ def test_joined_lzma2_blocks_are_one_valid_stream():
 def test_headers_are_encrypted_and_names_are_not_in_clear(mixed, tmp_path):
     contents, files = mixed
     archive = tmp_path / "payload.7z"
-    write_payload(files, archive, PASSWORD)
+    write_archive(files, archive, PASSWORD)
     assert headers_are_encrypted(archive)
     raw = archive.read_bytes()
     assert "jcagent".encode("utf-16-le") not in raw and b"jcagent" not in raw
@@ -161,7 +161,7 @@ def test_headers_are_encrypted_and_names_are_not_in_clear(mixed, tmp_path):
 def test_wrong_password_fails_7z_test(mixed, tmp_path):
     _, files = mixed
     archive = tmp_path / "payload.7z"
-    write_payload(files, archive, PASSWORD)
+    write_archive(files, archive, PASSWORD)
     tested = run_7z("t", "-pnot-the-password", str(archive), check=False)
     assert tested.returncode != 0
     with pytest.raises(Exception):
@@ -232,8 +232,10 @@ def test_background_failure_is_raised_and_nothing_is_left(tmp_path):
 
 
 def test_payload_needs_a_password(tmp_path):
-    with pytest.raises(SevenZipWriteError):
-        write_payload([], tmp_path / "p.7z", "")
+    from collector.bundle import BundleError, start_payload
+    with pytest.raises(BundleError, match="never writes it unencrypted"):
+        start_payload(tmp_path, "")
+    assert not (tmp_path / "payload.7z").exists()
 
 
 def test_number_encoding_matches_7zformat():
