@@ -15,12 +15,12 @@ lives here once:
 from __future__ import annotations
 
 import codecs
+import errno
 import fnmatch
 import gzip
 import hashlib
 import json
 import os
-import re
 import stat
 import tempfile
 import zlib
@@ -31,6 +31,8 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from platforms.base import Platform, system_parts
 
+from .destname import destination
+from .fswalk import MAX_ENTRIES, Folder, Refused, Walk, open_folder
 from .logtime import SinceFilter
 from .redact import Redactor, looks_binary
 from .sources import CommandSource, FileSource, GeneratedSource
@@ -38,13 +40,13 @@ from .sources import CommandSource, FileSource, GeneratedSource
 CHUNK = 1024 * 1024
 MIN_USEFUL = 4096          # a remaining bundle budget smaller than this is not worth a fragment
 STRUCTURED_LIMIT = 8 * 1024 * 1024
+GZIP_EXPANSION = 20        # a rotated .gz is decompressed up to this many times --max-file-size
 MiB = 1024 * 1024
 
 # The never-collect list (agent-footprint.md): agent identity and credential drops.
 NEVER_NAMES = frozenset({"client.key", "client.crt", "ca.crt", "jumpcloud-securetoken-creds.txt"})
 NEVER_PREFIXES = ("jumpcloud-device-trust-keychain-db",)
 NEVER_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
-_WINDOWS_UNSAFE = re.compile(r'[<>:"|?*\x00-\x1f]')
 
 _O_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
@@ -117,7 +119,8 @@ class Gatherer:
         self.artifacts: list[Artifact] = []
         self.total = 0
         self._names: set[str] = set()
-        self._seen_real: set[str] = set()
+        self._tried: set[str] = set()                  # real paths of every file tried
+        self._seen: set[tuple[int, int]] = set()      # (device, inode) of every file opened
         self._root_real = os.path.realpath(platform.root)
         self._case_fold = platform.family == "windows"
         self._never_real, self._never_inodes = self._never_collect_set()
@@ -146,26 +149,107 @@ class Gatherer:
         else:                                      # one named file
             folder_parts, pattern, folder_system = parts[:-1], None, _system_dirname(source.path)
         try:
-            real_folder = self._inside_root(self.platform.root.joinpath(*folder_parts))
+            opened = self._open_source_folder(source, folder_parts)
         except Skip as why:
             self._record(Artifact("", source.path, source.collector, "skipped", str(why)))
             return
-        if pattern is None:
-            candidates = [(os.path.join(real_folder, last), last)]
-            if not os.path.lexists(candidates[0][0]):
-                self._record(Artifact("", source.path, source.collector, "absent", "not present"))
-                return
-        elif os.path.isdir(real_folder):
-            candidates = list(self._list(real_folder, pattern, source.recursive))
-        else:
+        except PermissionError as exc:
+            self._record(Artifact("", source.path, source.collector, "failed",
+                                  f"permission denied: {exc.strerror}; run as root/Administrator"))
             return
-        for path, rel in candidates:
-            system_path = _join_system(folder_system, rel, windows=self._case_fold)
-            self._collect_one(path, real_folder, system_path, f"{source.dest}/{_safe_rel(rel)}", source)
+        if opened is None:
+            if pattern is None:
+                self._record(Artifact("", source.path, source.collector, "absent", "not present"))
+            return
+        folder, owner = opened
+        walk = Walk(folder, owners=_owners(owner)) if source.recursive else None
+        with folder:
+            for rel, parent, name, st in self._entries(folder, walk, pattern, last, source):
+                system_path = _join_system(folder_system, "/".join(rel), windows=self._case_fold)
+                dest = destination(source.dest, source.user, rel)
+                self._collect_one(parent, name, st, folder, system_path, dest, source, owner)
+        if walk is not None:
+            self._record_walk_limits(walk, source, folder_system)
+
+    def _open_source_folder(self, source: FileSource,
+                            folder_parts: tuple[str, ...]) -> Optional[tuple[Folder, Optional[int]]]:
+        """The source's folder, opened without following any link on the way, and the uid
+        everything in it must belong to (per-user sources on a live system); None when
+        absent.  Skip when it resolves outside the root or outside the folder the source
+        must stay within (a user's home): a planted folder link is never followed."""
+        root = self.platform.root
+        real = os.path.realpath(root.joinpath(*folder_parts))
+        if not self.platform.live and not _is_within(real, self._root_real):
+            raise Skip(f"{root.joinpath(*folder_parts)} resolves to {real}, outside the root "
+                       f"{self._root_real}: not followed")
+        base, owner = real, None
+        if source.within:
+            base = os.path.realpath(root.joinpath(*system_parts(source.within)))
+            if not self.platform.live and not _is_within(base, self._root_real):
+                raise Skip(f"{source.within} resolves to {base}, outside the root: not followed")
+            if real != base and not _is_within(real, base):
+                raise Skip(f"resolves to {real}, outside {source.within}: a link out of the user's "
+                           "folder is not followed")
+            if self.platform.live and hasattr(os, "getuid"):
+                try:
+                    owner = os.stat(base).st_uid
+                except OSError:
+                    return None
+        if not os.path.isdir(real):
+            return None
+        rel = () if real == base else tuple(os.path.relpath(real, base).split(os.sep))
+        try:
+            return open_folder(base, rel, _owners(owner)), owner
+        except Refused as exc:
+            raise Skip(str(exc)) from None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _entries(self, folder: Folder, walk: Optional[Walk], pattern: Optional[str], last: str,
+                 source: FileSource) -> Iterator[tuple[tuple[str, ...], Folder, str, os.stat_result]]:
+        """(relative parts, parent folder, name, lstat) of each candidate file."""
+        if pattern is None:
+            try:
+                yield (last,), folder, last, folder.lstat(last)
+            except FileNotFoundError:
+                self._record(Artifact("", source.path, source.collector, "absent", "not present"))
+            except OSError as exc:
+                self._record(Artifact("", source.path, source.collector, "failed",
+                                      f"cannot read: {exc.strerror or exc}"))
+            return
+        pattern_fold = pattern.lower()
+        match = (lambda n: fnmatch.fnmatchcase(n.lower(), pattern_fold)) if self._case_fold \
+            else (lambda n: fnmatch.fnmatchcase(n, pattern))
+        if walk is not None:
+            yield from (entry for entry in walk if match(entry[2]))
+            return
+        try:
+            names = folder.names(MAX_ENTRIES)
+        except OSError:
+            return
+        for name in names:
+            if match(name):
+                try:
+                    yield (name,), folder, name, folder.lstat(name)
+                except OSError:
+                    continue
+
+    def _record_walk_limits(self, walk: Walk, source: FileSource, folder_system: str) -> None:
+        """What a walk left out, in the manifest: too deep, too many, refused folders."""
+        def skipped(reason: str) -> None:
+            self._record(Artifact("", source.path, source.collector, "skipped", reason))
+        if walk.too_deep:
+            first = _join_system(folder_system, "/".join(walk.first_too_deep), windows=self._case_fold)
+            skipped(f"{walk.too_deep} folder(s) nested deeper than {walk.max_depth} levels were not "
+                    f"entered (first: {first})")
+        if walk.cut:
+            skipped(f"more than {walk.max_entries} entries: the rest of this folder was not read")
+        for reason in walk.refused:
+            skipped(reason)
 
     def collect_command(self, source: CommandSource) -> None:
         cmdline = " ".join(source.argv)
-        dest = f"commands/{_safe_rel(source.dest)}"
+        dest = destination(f"commands/{source.dest}")
         self.progress(f"running {source.argv[0]}", 0)
         result = self.platform.runner(source.argv, timeout=source.timeout)
         if result.error and not result.timed_out and result.returncode is None:
@@ -179,13 +263,15 @@ class Gatherer:
             art.truncation.append("output up to the deadline only")
         elif result.returncode:
             art.errors.append(f"exit status {result.returncode}")
+        _note_cut(art, len(result.stdout), result.stdout_cut)
         self._write(art, [result.stdout], structured=None)
         if result.stderr.strip():
             err = Artifact(dest + ".stderr", cmdline, source.collector, "collected")
+            _note_cut(err, len(result.stderr), result.stderr_cut)
             self._write(err, [result.stderr], structured=None)
 
     def collect_generated(self, source: GeneratedSource) -> None:
-        dest = _safe_rel(source.dest)
+        dest = destination(source.dest)
         art = Artifact(dest, "generated", source.collector, "collected")
         try:
             data = source.produce()
@@ -203,9 +289,9 @@ class Gatherer:
         included as is because the admin chose it explicitly; the manifest says so.
         """
         name = os.path.basename(path)
-        art = Artifact(f"attachments/{_safe_rel(name)}", path, "attachments", "collected")
+        art = Artifact(destination("attachments", names=(name,)), path, "attachments", "collected")
         try:
-            fd, st = _open_regular(path, nofollow=False)
+            fd, st = _open_regular(path, follow=True)
         except Skip as why:
             art.status, art.reason, art.name = "failed", str(why), ""
             self._record(art)
@@ -226,32 +312,11 @@ class Gatherer:
                 self._write(art, _read_upto(fh, st.st_size), structured=None)
 
     # ------------------------------------------------------------------ files
-    def _list(self, real_folder: str, pattern: str, recursive: bool) -> Iterator[tuple[str, str]]:
-        match = (lambda n: fnmatch.fnmatchcase(n.lower(), pattern.lower())) if self._case_fold \
-            else (lambda n: fnmatch.fnmatchcase(n, pattern))
-        if not recursive:
-            try:
-                names = sorted(os.listdir(real_folder))
-            except OSError:
-                return
-            for name in names:
-                if match(name):
-                    yield os.path.join(real_folder, name), name
-            return
-        for top, dirs, files in os.walk(real_folder, followlinks=False):
-            dirs.sort()
-            for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(top, d))):
-                if match(name):
-                    full = os.path.join(top, name)
-                    yield full, os.path.relpath(full, real_folder)
-
-    def _collect_one(self, path: str, real_folder: str, system_path: str, dest: str,
-                     source: FileSource) -> None:
+    def _collect_one(self, parent: Folder, name: str, st: os.stat_result, top: Folder,
+                     system_path: str, dest: str, source: FileSource, owner: Optional[int]) -> None:
         art = Artifact(dest, system_path, source.collector, "collected")
         try:
-            target = self._check_path(path, real_folder)
-            self._seen_real.add(os.path.normcase(os.path.realpath(target)))   # one record per file
-            fd, st = _open_regular(target, nofollow=True)
+            fd, st = self._open_entry(parent, name, st, top, owner)
         except Duplicate:
             return
         except Skip as why:
@@ -267,16 +332,10 @@ class Gatherer:
             art.status, art.reason, art.name = "failed", f"cannot open: {exc.strerror or exc}", ""
             self._record(art)
             return
-        if (st.st_dev, st.st_ino) in self._never_inodes:
-            os.close(fd)
-            art.status, art.name = "skipped", ""
-            art.reason = "never collected: same file as agent key material (hard link)"
-            self._record(art)
-            return
         art.source_size = st.st_size
         with os.fdopen(fd, "rb") as fh:
             try:
-                if target.lower().endswith(".gz"):
+                if name.lower().endswith(".gz"):
                     art.name = dest[:-3]
                     self._copy_gzip(fh, st.st_size, art, source)
                 else:
@@ -286,24 +345,58 @@ class Gatherer:
                 self._drop(art)
                 self._record(art)
 
-    def _check_path(self, path: str, real_folder: str) -> str:
-        """The real path to open, or Skip: never-collect, symlinks out, duplicates."""
-        name = os.path.basename(path)
+    def _open_entry(self, parent: Folder, name: str, st: os.stat_result, top: Folder,
+                    owner: Optional[int]) -> tuple[int, os.stat_result]:
+        """An fd on the regular file an entry names, or Skip: never-collect, links out of the
+        source folder, duplicates, files a per-user folder's owner does not own."""
         if is_never_collect(name):
             raise Skip("never collected: agent key or credential material")
-        target = path
-        if os.path.islink(path):
-            target = os.path.realpath(path)
-            if not _is_within(target, real_folder):
-                raise Skip(f"symbolic link to {target}, outside {real_folder}: not followed")
-            if is_never_collect(os.path.basename(target)):
+        real = os.path.realpath(os.path.join(parent.path, name))
+        if stat.S_ISLNK(st.st_mode):
+            if not _is_within(real, top.path):
+                raise Skip(f"symbolic link to {real}, outside {top.path}: not followed")
+            if is_never_collect(os.path.basename(real)):
                 raise Skip("never collected: link to agent key or credential material")
-        key = os.path.normcase(os.path.realpath(target))
-        if key in self._never_real:
+        if os.path.normcase(real) in self._never_real:
             raise Skip("never collected: agent key or credential material named by jcagent.conf")
-        if key in self._seen_real:
-            raise Duplicate("duplicate of a file already collected")
-        return target
+        if os.path.normcase(real) in self._tried:
+            raise Duplicate("matched by an earlier source")          # one record per file
+        self._tried.add(os.path.normcase(real))
+        if stat.S_ISLNK(st.st_mode):
+            fd, st = self._open_beneath(top, tuple(os.path.relpath(real, top.path).split(os.sep)), owner)
+        else:
+            fd, st = _open_regular(*parent.at(name))
+        try:
+            key = (st.st_dev, st.st_ino)
+            if key in self._never_inodes:
+                raise Skip("never collected: same file as agent key material (hard link)")
+            if key in self._seen:
+                raise Duplicate("duplicate of a file already collected")
+            if owner is not None and not (st.st_uid == owner or (st.st_uid == 0 and st.st_nlink == 1)):
+                raise Skip(f"owned by uid {st.st_uid}{' and hard-linked' if st.st_nlink > 1 else ''}, "
+                           "in a folder of another user: not read")
+        except Skip:
+            os.close(fd)
+            raise
+        self._seen.add(key)
+        return fd, st
+
+    @staticmethod
+    def _open_beneath(top: Folder, rel: tuple[str, ...], owner: Optional[int]) -> tuple[int, os.stat_result]:
+        """The file at ``top/rel`` (a link's resolved target inside the source folder),
+        opened one component at a time so nothing can be swapped in on the way."""
+        opened: list[Folder] = []
+        folder = top
+        try:
+            for part in rel[:-1]:
+                folder = folder.child(part, _owners(owner))
+                opened.append(folder)
+            return _open_regular(*folder.at(rel[-1]))
+        except Refused as exc:
+            raise Skip(str(exc)) from None
+        finally:
+            for f in opened:
+                f.close()
 
     def _budget(self, size: int) -> Optional[int]:
         """The bytes this file may add: its cap, or what the bundle cap leaves.  None when the
@@ -354,10 +447,17 @@ class Gatherer:
         if cap is None:
             self._cap_reached(art)
             return
+        bound = GZIP_EXPANSION * self.limits.max_file_size
         with _TailSpool(cap, self.staging) as tail:
             try:
                 for chunk in _gunzip(fh, size):
                     tail.write(chunk)
+                    if tail.total >= bound:
+                        art.truncated = True
+                        art.truncation.append(
+                            f"decompression stopped after {tail.total} bytes ({GZIP_EXPANSION}x "
+                            "--max-file-size): the rest of this .gz was not read")
+                        break
             except (OSError, EOFError, zlib.error) as exc:
                 art.status, art.reason, art.name = "failed", f"damaged gzip file: {exc}", ""
                 self._record(art)
@@ -475,15 +575,17 @@ class Gatherer:
     def _drop(self, art: Artifact) -> None:
         if art.name:
             (self.staging / art.name).unlink(missing_ok=True)
-            self._names.discard(art.name)
+            self._names.discard(art.name.casefold())
 
     def _unique(self, name: str) -> str:
+        """``name``, or ``name-2``... when taken: compared case-folded, since the engineer
+        may extract on Windows or macOS, where ``Log.txt`` would overwrite ``log.txt``."""
         candidate, n = name, 1
-        while candidate in self._names:
+        while candidate.casefold() in self._names:
             n += 1
             stem, dot, ext = name.rpartition(".")
             candidate = f"{stem}-{n}.{ext}" if dot and "/" not in ext else f"{name}-{n}"
-        self._names.add(candidate)
+        self._names.add(candidate.casefold())
         return candidate
 
     def _record(self, art: Artifact) -> None:
@@ -503,27 +605,24 @@ class Gatherer:
                 pass
         return reals, inodes
 
-    def _inside_root(self, folder: Path) -> str:
-        real = os.path.realpath(folder)
-        if not self.platform.live and not _is_within(real, self._root_real):
-            raise Skip(f"{folder} resolves to {real}, outside the root {self._root_real}: not followed")
-        return real
-
 
 # ---------------------------------------------------------------------- helpers
 
 
-def _open_regular(path: str, nofollow: bool) -> tuple[int, os.stat_result]:
-    """An fd on a regular file, or Skip; O_NONBLOCK keeps a FIFO from blocking the open."""
-    flags = _O_FLAGS if nofollow else _O_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
+def _open_regular(path: str, dir_fd: Optional[int] = None,
+                  follow: bool = False) -> tuple[int, os.stat_result]:
+    """An fd on a regular file, or Skip; O_NONBLOCK keeps a FIFO from blocking the open.
+    ``path`` is relative to ``dir_fd`` when one is given; links are not followed unless
+    ``follow`` (a file the admin names with ``--attach``)."""
+    flags = _O_FLAGS & ~getattr(os, "O_NOFOLLOW", 0) if follow else _O_FLAGS
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno == getattr(__import__("errno"), "ELOOP"):
+        if exc.errno == errno.ELOOP:
             raise Skip("symbolic link: not followed") from None
-        if isinstance(exc, (FileNotFoundError,)):
+        if isinstance(exc, FileNotFoundError):
             raise Skip("vanished before it could be read") from None
-        if exc.errno == getattr(__import__("errno"), "ENXIO"):
+        if exc.errno == errno.ENXIO:
             raise Skip("not a regular file (socket or FIFO): not read") from None
         raise
     st = os.fstat(fd)
@@ -639,12 +738,6 @@ def _is_within(path: str, folder: str) -> bool:
     return os.path.normcase(path).startswith(os.path.normcase(folder))
 
 
-def _safe_rel(rel: str) -> str:
-    """A relative archive path safe to extract on every OS: no '..', no drive, no odd chars."""
-    parts = [p for p in re.split(r"[\\/]+", rel) if p not in ("", ".", "..")]
-    return "/".join(_WINDOWS_UNSAFE.sub("_", p) for p in parts) or "unnamed"
-
-
 def _system_dirname(system_path: str) -> str:
     """The folder part of a system path, in its own style (``/`` or ``\\``)."""
     head = system_path.rstrip("/\\")
@@ -656,3 +749,15 @@ def _join_system(folder: str, rel: str, windows: bool) -> str:
     sep = "\\" if windows else "/"
     rel = rel.replace("/", sep).replace("\\", sep)
     return folder.rstrip("/\\") + sep + rel
+
+
+def _owners(owner: Optional[int]) -> Optional[frozenset[int]]:
+    """Who may own the folders of a per-user source: its user and root (None: anyone)."""
+    return None if owner is None else frozenset({owner, 0})
+
+
+def _note_cut(art: Artifact, kept: int, dropped: int) -> None:
+    """Record that a command's output was cut at the runner's bound."""
+    if dropped:
+        art.truncated = True
+        art.truncation.append(f"output cut after {kept} bytes; {dropped} more bytes were dropped")

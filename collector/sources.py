@@ -20,6 +20,12 @@ class FileSource:
     (``jcagent.log.*``).  ``recursive`` copies a whole directory tree.  ``dest`` is the
     folder inside the bundle.  ``timestamped`` lets ``--since`` trim the file;
     ``redact`` names a structured redactor for config files (``"json"``).
+
+    Per-user sources name the examined system's ``user`` (hostile text: ``gather``
+    turns it into one safe folder name where ``dest`` says ``{user}``) and the folder
+    they must stay ``within`` (the user's home): a source folder that resolves outside
+    it is refused, and on a live system everything read there must belong to the
+    owner of ``within`` (or root).
     """
 
     path: str
@@ -30,6 +36,8 @@ class FileSource:
     timestamped: bool = True
     redact: Optional[str] = None
     required: bool = False            # missing is an error (else: recorded as absent)
+    user: Optional[str] = None        # examined user name or profile folder, for {user} in dest
+    within: Optional[str] = None      # system path the source may not leave (a user's home)
 
 
 @dataclass(frozen=True)

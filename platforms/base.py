@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ class CommandResult:
     timed_out: bool = False
     error: Optional[str] = None
     seconds: float = 0.0
+    stdout_cut: int = 0               # bytes of output dropped past the runner's bound
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -61,8 +64,10 @@ class CommandRunner(Protocol):
 class LiveRunner:
     """Runs commands on this machine, killing the whole process group at the deadline.
 
-    Output is bounded (``max_output`` bytes per stream) so a runaway command cannot
-    exhaust memory; the rest is discarded and the result says so in ``error``.
+    Output is read while the command runs and only the first ``max_output`` bytes of
+    each stream are kept (the rest is read and dropped, so the command never blocks on
+    a full pipe), so a runaway command cannot exhaust memory; ``stdout_cut`` and
+    ``stderr_cut`` say how many bytes were dropped.
     """
 
     live = True
@@ -87,16 +92,58 @@ class LiveRunner:
             return CommandResult(argv, None, error=f"{argv[0]}: command not found")
         except OSError as exc:
             return CommandResult(argv, None, error=f"{argv[0]}: {exc.strerror or exc}")
+        out, err = _BoundedReader(proc.stdout, self.max_output), _BoundedReader(proc.stderr, self.max_output)
+        timed_out = False
         try:
-            out, err = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            timed_out = True
             _kill_group(proc)
-            out, err = proc.communicate()
-            return CommandResult(argv, None, out[: self.max_output], err[: self.max_output],
-                                 timed_out=True, error=f"killed after {timeout:g} s deadline",
-                                 seconds=time.monotonic() - start)
-        return CommandResult(argv, proc.returncode, out[: self.max_output], err[: self.max_output],
-                             seconds=time.monotonic() - start)
+            proc.wait()
+        # A grandchild that left the group may hold the pipes open: wait a little, then stop.
+        grace_until = time.monotonic() + 2.0
+        for reader in (out, err):
+            reader.finish(grace=max(0.0, grace_until - time.monotonic()))
+        fields = dict(stdout=out.data, stderr=err.data, stdout_cut=out.dropped,
+                      stderr_cut=err.dropped, seconds=time.monotonic() - start)
+        if timed_out:
+            return CommandResult(argv, None, timed_out=True, error=f"killed after {timeout:g} s deadline",
+                                 **fields)
+        return CommandResult(argv, proc.returncode, **fields)
+
+
+class _BoundedReader:
+    """Drains one pipe in a thread, keeping at most ``limit`` bytes and counting the rest.
+
+    A reader still blocked after :meth:`finish` (a grandchild that escaped the process
+    group holds the pipe) is left to drain to EOF as a daemon thread: closing a pipe
+    under a blocked reader is not safe, and what it reads is dropped anyway.
+    """
+
+    def __init__(self, pipe, limit: int):
+        self.pipe, self.limit = pipe, limit
+        self._data = bytearray()
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        fd = self.pipe.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                with self._lock:
+                    room = max(0, self.limit - len(self._data))
+                    self._data += chunk[:room]
+                    self._dropped += len(chunk) - min(room, len(chunk))
+        except OSError:
+            pass
+        self.pipe.close()
+
+    def finish(self, grace: float) -> None:
+        self._thread.join(grace)
+        with self._lock:
+            self.data, self.dropped = bytes(self._data), self._dropped
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

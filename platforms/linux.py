@@ -542,12 +542,11 @@ class Linux(Platform):
     def _user_sources(self) -> list[FileSource]:
         found = []
         for user, home in self.local_users():
-            dest = f"logs/users/{user}"
             found += [
-                FileSource(f"{home}/.config/JumpCloud Password Manager/logs", f"{dest}/password-manager",
-                           "user-logs", recursive=True),
-                FileSource(f"{home}/.config/JumpCloud-Remote-Assist/logs", f"{dest}/remote-assist",
-                           "user-logs", recursive=True),
+                FileSource(f"{home}/.config/JumpCloud Password Manager/logs", "logs/users/{user}/password-manager",
+                           "user-logs", recursive=True, user=user, within=home),
+                FileSource(f"{home}/.config/JumpCloud-Remote-Assist/logs", "logs/users/{user}/remote-assist",
+                           "user-logs", recursive=True, user=user, within=home),
             ]
         return found
 

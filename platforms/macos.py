@@ -589,11 +589,9 @@ class MacOS(Platform):
     def _user_sources(self) -> list[FileSource]:
         found: list[FileSource] = []
         for home in self.user_homes():
-            dest = f"logs/users/{self._user_label(home)}"
-
             def user(rel: str, sub: str = "", recursive: bool = False) -> FileSource:
-                return FileSource(f"{home}/{rel}", f"{dest}/{sub}" if sub else dest, "user-logs",
-                                  recursive=recursive)
+                return FileSource(f"{home}/{rel}", "logs/users/{user}" + (f"/{sub}" if sub else ""), "user-logs",
+                                  recursive=recursive, user=self._user_label(home), within=home)
 
             pwm_support = "Library/Application Support/JumpCloud Password Manager"
             found += [

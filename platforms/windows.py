@@ -548,14 +548,14 @@ class Windows(Platform):
         sources = []
         for home in self.user_homes():
             user = home.rsplit("\\", 1)[1]
-            dest = f"logs/users/{user}"
             temp = home + r"\AppData\Local\Temp"
             pwm = home + r"\AppData\Roaming\JumpCloud Password Manager"
             for path, sub in ((temp + r"\jc-user-agent.log", ""), (temp + r"\jcupdate.log", ""),
                               (temp + r"\jc-native-messaging-host*.log", ""),
                               (pwm + r"\logs\logs-live.log", "/password-manager"),
                               (pwm + r"\data\daemon\log\*.log", "/password-manager")):
-                sources.append(FileSource(path, dest + sub, "user-logs"))
+                sources.append(FileSource(path, "logs/users/{user}" + sub, "user-logs", user=user,
+                                          within=home))
         return sources
 
     @staticmethod

@@ -8,6 +8,8 @@ recordings in tests/fixtures/linux/commands/.
 """
 from __future__ import annotations
 
+from collector.destname import destination
+
 import gzip
 import json
 import os
@@ -632,7 +634,8 @@ def test_sources_cover_the_footprint():
 
 def test_sources_per_user():
     sources = Linux(FIXTURES / "ubuntu2204", live=False).sources()
-    user = {(s.path, s.dest) for s in sources if isinstance(s, FileSource) and s.collector == "user-logs"}
+    user = {(s.path, destination(s.dest, s.user)) for s in sources
+            if isinstance(s, FileSource) and s.collector == "user-logs"}
     assert ("/home/alice/.config/JumpCloud Password Manager/logs", "logs/users/alice/password-manager") in user
     assert ("/home/alice/.config/JumpCloud-Remote-Assist/logs", "logs/users/alice/remote-assist") in user
     assert ("/home/bob/.config/JumpCloud-Remote-Assist/logs", "logs/users/bob/remote-assist") in user

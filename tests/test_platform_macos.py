@@ -6,6 +6,8 @@ sw_vers, uname, scutil and launchctl print, replayed by ReplayRunner.
 """
 from __future__ import annotations
 
+from collector.destname import destination
+
 import fnmatch
 import io
 import json
@@ -456,9 +458,10 @@ def test_sources_declare_collectors_dests_and_redaction():
                  "/var/log/jcagent.log.*", "/var/log/jcUpdate.log", "/var/log/jc*"):
         assert path in by_path
     alice = [s for s in files if s.path.startswith("/Users/alice/")]
-    assert {s.dest.split("/")[2] for s in alice} == {"alice"}
+    assert {destination(s.dest, s.user).split("/")[2] for s in alice} == {"alice"}
     assert "/Users/alice/Library/Logs/JumpCloud-Remote-Assist" in by_path
-    assert by_path["/Users/bob/Library/Logs/JumpCloud/jc-user-agent.log"].dest == "logs/users/bob"
+    bob = by_path["/Users/bob/Library/Logs/JumpCloud/jc-user-agent.log"]
+    assert destination(bob.dest, bob.user) == "logs/users/bob" and bob.within == "/Users/bob"
     assert all(s.path.startswith("/") for s in files)
     argvs = {s.argv: s for s in commands}
     assert ("sw_vers",) in argvs
@@ -474,7 +477,7 @@ def test_sources_declare_collectors_dests_and_redaction():
 def test_root_remote_assist_logs_are_declared():
     by_path = {s.path: s for s in offline(BIGSUR).sources() if isinstance(s, FileSource)}
     remote = by_path["/var/root/Library/Logs/JumpCloud-Remote-Assist"]
-    assert remote.recursive and remote.dest == "logs/users/root/remote-assist"
+    assert remote.recursive and destination(remote.dest, remote.user) == "logs/users/root/remote-assist"
 
 
 def test_never_collect_defaults_users_and_conf_paths():

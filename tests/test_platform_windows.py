@@ -3,6 +3,8 @@ read both through DictRegistryReader and as real hive files (tests/hivewriter.py
 fixture volume, and from recorded ``sc`` / Get-HotFix outputs replayed by ReplayRunner."""
 from __future__ import annotations
 
+from collector.destname import destination
+
 import platform
 import shutil
 import socket
@@ -507,13 +509,13 @@ def test_sources_declare_every_footprint_file():
                    r"C:\Program Files\JumpCloud\AD Integration Import Agent\jcadimportagent.config"):
         assert by_path[secret].redact == "json" and by_path[secret].kind == "config", secret
     assert by_path[r"C:\ProgramData\JumpCloud\Tray"].recursive
-    names = [(s.dest, s.path.rsplit("\\", 1)[1].lower()) for s in sources]
+    names = [(destination(s.dest, s.user), s.path.rsplit("\\", 1)[1].lower()) for s in sources]
     assert len(names) == len(set(names)), "two sources would land on the same bundle name"
 
 
 def test_per_user_sources():
     user_sources = [s for s in file_sources(Windows(VOLUME)) if s.collector == "user-logs"]
-    assert {s.dest.split("/")[2] for s in user_sources} == {"alice", "bob.smith"}
+    assert {destination(s.dest, s.user).split("/")[2] for s in user_sources} == {"alice", "bob.smith"}
     assert r"C:\Users\alice\AppData\Local\Temp\jc-user-agent.log" in {s.path for s in user_sources}
 
 
