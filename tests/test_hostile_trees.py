@@ -1,0 +1,383 @@
+"""Examined systems are hostile: names, links, nesting, bombs and floods planted in them.
+
+Each case below made the previous version write as root outside its workspace, follow a
+planted link, crash or exhaust the machine.  The CLI cases run ``jcdiag collect`` as a
+user would, with the workspace (TMPDIR) inside the test's folder, and check that nothing
+appears outside the workspace and ``--output``.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+import psutil
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from collector.destname import MAX_COMPONENT, destination, safe_component
+from collector.gather import Gatherer, Limits
+from collector.redact import Redactor
+from collector.sources import CommandSource, FileSource
+from platforms.base import LiveRunner
+from platforms.linux import Linux
+from platforms.macos import MacOS
+from platforms.windows import Windows
+from tests.fakes import TreePlatform
+from tests.hosts import UBUNTU_2204, linux_host
+
+REPO = Path(__file__).resolve().parent.parent
+SHADOW_MARKER = "root:$6$PLANTED-SHADOW-HASH$:19000:0:99999:7:::"
+PWM = ".config/JumpCloud Password Manager/logs"
+
+
+def jcdiag(tmp_path: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    work = tmp_path / "tmp"
+    work.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(work)}
+    return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+
+
+def image(tmp_path: Path, users: dict[str, str]) -> Path:
+    """A Linux image whose etc/passwd lists ``users`` (name -> home), homes created."""
+    root = linux_host(tmp_path / "img")
+    lines = ["root:x:0:0:root:/root:/bin/bash"]
+    for uid, (name, home) in enumerate(users.items(), start=1000):
+        lines.append(f"{name}:x:{uid}:{uid}::{home}:/bin/bash")
+        (root / home.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (root / "etc/passwd").write_text("\n".join(lines) + "\n")
+    (root / "etc/shadow").write_text(SHADOW_MARKER + "\n")
+    return root
+
+
+def collect_review(tmp_path: Path, root: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    review = tmp_path / "review"
+    r = jcdiag(tmp_path, "collect", "--root", str(root), "--platform", "linux", "--review", str(review),
+               "--json", "--yes", *extra)
+    return r, review
+
+
+def one_json(r: subprocess.CompletedProcess) -> dict:
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, (r.stdout, r.stderr)
+    return json.loads(lines[0])
+
+
+def manifest(review: Path) -> list[dict]:
+    return json.loads((review / "manifest.json").read_text())["artifacts"]
+
+
+def top_level(tmp_path: Path) -> set[str]:
+    """What the test folder holds besides the workspace (TMPDIR) and the private spool/lock."""
+    return {p.name for p in tmp_path.iterdir()} - {"tmp", "jcdiag-state"}
+
+
+# ---------------------------------------------------------------------- names from the image
+
+
+def test_passwd_user_name_cannot_choose_a_destination_in_bundle_mode(tmp_path):
+    evil = "../../../../../escape"                # from the staging folder up to tmp_path
+    root = image(tmp_path, {evil: "/home/evil"})
+    (root / "home/evil" / PWM).mkdir(parents=True)
+    (root / "home/evil" / PWM / "pm.log").write_text("2026-11-20 10:00:00 password manager up\n")
+    password = tmp_path / "pw.txt"
+    password.write_text("correct horse battery staple\n")
+    out = tmp_path / "out"
+    before = top_level(tmp_path)
+    r = jcdiag(tmp_path, "collect", "--root", str(root), "--platform", "linux", "--password-file",
+               str(password), "--output", str(out), "--json", "--yes")
+    assert r.returncode in (0, 3), r.stderr
+    bundle = Path(one_json(r)["path"])
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "tmp" / "escape").exists()
+    assert top_level(tmp_path) == before | {"out"}
+    assert list((tmp_path / "tmp").iterdir()) == []                 # the workspace is gone
+    opened = tmp_path / "opened"
+    r = jcdiag(tmp_path, "open", str(bundle), "--password-file", str(password), "--to", str(opened))
+    assert r.returncode == 0, r.stderr
+    logs = [p for p in opened.rglob("pm.log")]
+    assert len(logs) == 1
+    rel = logs[0].relative_to(opened).parts
+    assert rel[:2] == ("logs", "users") and rel[2] == safe_component(evil) and ".." not in rel
+
+
+@pytest.mark.parametrize("name", ["../../../../../escape", "/abs/escape", "..", "a\\..\\..\\escape",
+                                  "new\nline", "nul\x00byte", "CON", "x" * 300])
+def test_hostile_user_names_stay_inside_the_review_copy(tmp_path, name):
+    root = image(tmp_path, {name.replace("\x00", "").replace("\n", "") or "u": "/home/target"})
+    # passwd cannot hold a NUL or newline in a field: those reach us as folder names instead
+    (root / "home/target" / PWM).mkdir(parents=True)
+    (root / "home/target" / PWM / "pm.log").write_text("2026-11-20 10:00:00 up\n")
+    before = top_level(tmp_path)
+    r, review = collect_review(tmp_path, root)
+    assert r.returncode in (0, 3), r.stderr
+    assert top_level(tmp_path) == before | {"review"}
+    found = [p.relative_to(review) for p in review.rglob("pm.log")]
+    assert len(found) == 1 and ".." not in found[0].parts and len(found[0].parts) == 5
+
+
+# ---------------------------------------------------------------------- planted links
+
+
+@pytest.mark.parametrize("link", ["../../../../etc", "/etc", "../../.."])
+def test_user_log_folder_linked_elsewhere_in_the_image_is_refused(tmp_path, link):
+    root = image(tmp_path, {"mallory": "/home/mallory"})
+    logs = root / "home/mallory" / PWM
+    logs.parent.mkdir(parents=True)
+    os.symlink(link, logs)
+    r, review = collect_review(tmp_path, root)
+    assert r.returncode in (0, 3), r.stderr
+    assert SHADOW_MARKER not in "".join(p.read_text(errors="replace") for p in review.rglob("*")
+                                        if p.is_file())
+    refused = [a for a in manifest(review) if a["source"].startswith("/home/mallory/.config")]
+    assert refused and all(a["status"] == "skipped" for a in refused)
+    assert any("not followed" in a["reason"] for a in refused)
+
+
+def test_a_link_on_the_way_to_a_user_folder_is_refused(tmp_path):
+    root = image(tmp_path, {"mallory": "/home/mallory"})
+    (root / "etc/JumpCloud Password Manager/logs").mkdir(parents=True)
+    (root / "etc/JumpCloud Password Manager/logs/shadow").write_text(SHADOW_MARKER + "\n")
+    os.symlink("../../etc", root / "home/mallory/.config")
+    r, review = collect_review(tmp_path, root)
+    assert r.returncode in (0, 3), r.stderr
+    assert not list(review.rglob("shadow"))
+
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="changing file owners needs root")
+
+
+def live_user_tree(tmp_path: Path, uid: int = 4321) -> tuple[Path, Path]:
+    """A fake live system: a home owned by ``uid`` with its password-manager logs."""
+    root = tmp_path / "live"
+    home = root / "home/alice"
+    logs = home / PWM
+    logs.mkdir(parents=True)
+    for p in (home, home / ".config", logs.parent, logs):
+        os.chown(p, uid, uid)
+    (logs / "mine.log").write_text("2026-11-20 10:00:00 mine\n")
+    os.chown(logs / "mine.log", uid, uid)
+    return root, logs
+
+
+def gather_live(root: Path, tmp_path: Path, sources) -> dict[str, object]:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    platform = TreePlatform(root, sources, live=True)
+    arts = Gatherer(platform, staging, Redactor(), Limits()).run(platform.sources())
+    return {a.source: a for a in arts}
+
+
+def user_source(dest="logs/users/{user}/pm") -> FileSource:
+    return FileSource("/home/alice/" + PWM, dest, "user-logs", recursive=True, user="alice",
+                      within="/home/alice")
+
+
+@needs_root
+def test_live_user_folder_files_not_owned_by_the_user_are_refused(tmp_path):
+    root, logs = live_user_tree(tmp_path)
+    secret = tmp_path / "root-only.txt"
+    secret.write_text(SHADOW_MARKER + "\n")
+    os.link(secret, logs / "hardlinked.log")             # a user's hard link to a root file
+    (logs / "other.log").write_text("2026-11-20 10:00:00 other user\n")
+    os.chown(logs / "other.log", 999, 999)
+    (logs / "sub").mkdir()
+    os.chown(logs / "sub", 999, 999)
+    (logs / "sub/in-foreign-folder.log").write_text("x\n")
+    arts = gather_live(root, tmp_path, [user_source()])
+    by_name = {PurePosixPath(k).name: a for k, a in arts.items()}
+    assert by_name["mine.log"].status == "collected"
+    assert by_name["hardlinked.log"].status == "skipped" and "hard-linked" in by_name["hardlinked.log"].reason
+    assert by_name["other.log"].status == "skipped" and "uid 999" in by_name["other.log"].reason
+    assert "in-foreign-folder.log" not in by_name
+    assert any("owned by uid 999" in a.reason for a in arts.values() if a.status == "skipped")
+    staged = "".join(p.read_text() for p in (tmp_path / "staging").rglob("*") if p.is_file())
+    assert SHADOW_MARKER not in staged
+
+
+@needs_root
+def test_live_user_folder_owned_by_someone_else_is_refused(tmp_path):
+    root, logs = live_user_tree(tmp_path)
+    os.chown(logs, 999, 999)
+    arts = gather_live(root, tmp_path, [user_source()])
+    a = arts["/home/alice/" + PWM]
+    assert a.status == "skipped" and "owned by uid 999" in a.reason
+
+
+@needs_root
+def test_live_user_folder_that_is_a_link_out_of_the_home_is_refused(tmp_path):
+    root, logs = live_user_tree(tmp_path)
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    (elsewhere / "shadow").write_text(SHADOW_MARKER + "\n")
+    for p in logs.iterdir():
+        p.unlink()
+    logs.rmdir()
+    os.symlink(elsewhere, logs)
+    arts = gather_live(root, tmp_path, [user_source()])
+    a = arts["/home/alice/" + PWM]
+    assert a.status == "skipped" and "outside /home/alice" in a.reason
+    assert not list((tmp_path / "staging").rglob("shadow"))
+
+
+# ---------------------------------------------------------------------- depth, bombs, floods
+
+
+def test_deeply_nested_user_folder_does_not_crash_the_run(tmp_path):
+    root = image(tmp_path, {"deep": "/home/deep"})
+    logs = root / "home/deep" / PWM
+    logs.mkdir(parents=True)
+    (logs / "top.log").write_text("2026-11-20 10:00:00 top\n")
+    fd = os.open(logs, os.O_RDONLY)
+    try:
+        for _ in range(1100):                        # relative mkdirs: no PATH_MAX trouble
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with open(os.open("bottom.log", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+            fh.write("2026-11-20 10:00:00 bottom\n")
+    finally:
+        os.close(fd)
+    r, review = collect_review(tmp_path, root)
+    assert r.returncode in (0, 3), r.stderr
+    data = one_json(r)
+    assert data["bundle_id"]
+    assert list(review.rglob("top.log")) and not list(review.rglob("bottom.log"))
+    deep_notes = [a for a in manifest(review) if "nested deeper than 32" in a.get("reason", "")]
+    assert len(deep_notes) == 1 and deep_notes[0]["status"] == "skipped"
+
+
+def test_gzip_bomb_rotation_is_decompressed_only_up_to_its_bound(tmp_path):
+    root = image(tmp_path, {})
+    line = b"2026-11-20 10:00:00 [INFO] jcagent: the same line again and again\n"
+    with gzip.open(root / "var/log/jcagent.log.2.gz", "wb", compresslevel=9) as gz:
+        block = line * 16384
+        for _ in range(64):                          # 64 MiB of text in a small file
+            gz.write(block)
+    assert (root / "var/log/jcagent.log.2.gz").stat().st_size < 1024 * 1024
+    r, review = collect_review(tmp_path, root, "--max-file-size", "64K")
+    assert r.returncode in (0, 3), r.stderr
+    art = next(a for a in manifest(review) if a["source"] == "/var/log/jcagent.log.2.gz")
+    assert art["status"] == "collected" and art["truncated"]
+    assert any("decompression stopped after" in t and "20x" in t for t in art["truncation"])
+    assert art["size"] <= 64 * 1024
+
+
+def test_command_output_is_bounded_while_it_is_read_and_the_cut_recorded(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    runner = LiveRunner(max_output=64 * 1024)
+    source = CommandSource(("sh", "-c", "yes 'a runaway line' | head -c 5000000"), "flood.txt", "commands")
+    platform = TreePlatform(tmp_path, [source], runner=runner, live=True)
+    arts = Gatherer(platform, staging, Redactor(), Limits()).run(platform.sources())
+    art = arts[0]
+    assert art.status == "collected" and art.truncated
+    assert art.truncation == [f"output cut after {64 * 1024} bytes; {5000000 - 64 * 1024} more bytes "
+                              "were dropped"]
+    assert (staging / "commands/flood.txt").stat().st_size == 64 * 1024
+
+
+@pytest.mark.timeout(60)
+def test_a_runaway_command_cannot_exhaust_memory(tmp_path):
+    me = psutil.Process()
+    before = me.memory_info().rss
+    result = LiveRunner(max_output=1024 * 1024)(("yes", "x" * 200), timeout=2.0)
+    grown = me.memory_info().rss - before
+    assert result.timed_out and len(result.stdout) == 1024 * 1024 and result.stdout_cut > 10 * 1024 * 1024
+    assert grown < 48 * 1024 * 1024, f"RSS grew by {grown / 1048576:.0f} MiB"
+
+
+@pytest.mark.timeout(60)
+def test_a_grandchild_holding_the_pipe_does_not_hold_the_run():
+    result = LiveRunner()(("sh", "-c", "sleep 30 >/dev/null 2>&1 & sleep 30 & echo started"), timeout=20)
+    assert result.stdout == b"started\n" and result.seconds < 10
+
+
+# ---------------------------------------------------------------------- names, as properties
+
+HOSTILE = st.one_of(
+    st.sampled_from(["..", ".", "...", "../..", "../../etc", "/", "\\", "a/b", "a\\b", "C:", "CON",
+                     "nul.txt", "com1", "Lpt9.log", " ", "trailing. ", "\u2215etc", "\uff0fetc",
+                     "\u2024\u2024", "\u202e\u2066evil", "a\u200bb", "%2E%2E", "%", "%empty", "x" * 300]),
+    st.text(min_size=1, max_size=300),
+    st.text(alphabet=st.sampled_from("./\\\x00\n\r\t:%\u2024\uff0e\uff0f"), min_size=1, max_size=12),
+)
+
+
+def assert_safe_component(part: str) -> None:
+    assert part and part not in (".", "..")
+    assert len(part) <= MAX_COMPONENT
+    assert not any(ch in part for ch in "/\\<>:\"|?*")
+    assert not any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in part)
+    assert part[-1] not in ". " and part[0] != " "
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE)
+def test_any_name_becomes_one_safe_component(name):
+    assert_safe_component(safe_component(name))
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE, HOSTILE)
+def test_different_names_never_share_a_folder(a, b):
+    if a != b:
+        assert safe_component(a) != safe_component(b)
+
+
+def _fs_name(name: str) -> str:
+    """What a folder name on a Linux image can hold: no '/', no NUL, at most 255 bytes."""
+    name = name.replace("/", "_").replace("\x00", "_") or "_"
+    while len(os.fsencode(name)) > 255:
+        name = name[:-1]
+    return "_" if name in (".", "..", "") else name
+
+
+def _user_dests(platform) -> list[str]:
+    return [destination(s.dest, s.user) for s in platform.sources()
+            if isinstance(s, FileSource) and s.user is not None]
+
+
+def _check_dests(dests: list[str]) -> None:
+    assert dests
+    for dest in dests:
+        parts = dest.split("/")
+        assert parts[:2] == ["logs", "users"]
+        for part in parts:
+            assert_safe_component(part)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(HOSTILE, min_size=1, max_size=3, unique=True))
+def test_every_platforms_user_enumeration_yields_safe_destinations(tmp_path_factory, names):
+    base = tmp_path_factory.mktemp("users")
+    # Linux: names from etc/passwd (no ':' or newline can be in a field)
+    linux = base / "linux"
+    (linux / "etc").mkdir(parents=True)
+    (linux / "etc/os-release").write_text(UBUNTU_2204)
+    rows = []
+    for i, name in enumerate(names):
+        field = name.replace(":", "_").replace("\n", "_").replace("\r", "_") or "_"
+        rows.append(f"{field}:x:{1000 + i}:{1000 + i}::/home/u{i}:/bin/sh")
+        (linux / f"home/u{i}").mkdir(parents=True)
+    (linux / "etc/passwd").write_text("\n".join(rows) + "\n")
+    _check_dests(_user_dests(Linux(linux, live=False)))
+    # macOS and Windows: profile folder names
+    for family, folder, cls in (("macos", "Users", MacOS), ("windows", "Users", Windows)):
+        top = base / family / folder
+        top.mkdir(parents=True)
+        for name in names:
+            (top / _fs_name(name)).mkdir(exist_ok=True)
+        dests = _user_dests(cls(base / family, live=False))
+        if any(_fs_name(n) not in ("Shared", "Public", "Default", "All Users", "Default User")
+               and not _fs_name(n).startswith(".") for n in names):
+            _check_dests(dests)
+        for dest in dests:
+            for part in dest.split("/"):
+                assert_safe_component(part)
