@@ -47,6 +47,14 @@ class SizeType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def printable(text: str) -> str:
+    """``text`` with control and format characters shown as escapes: names from the examined
+    system or a bundle must not move the cursor, recolour or rewrite the admin's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _emit(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, indent=None, sort_keys=False, default=str))
 
@@ -272,7 +280,7 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
                    f"{counts.get('skipped', 0)} skipped, {counts.get('absent', 0)} absent, "
                    f"{counts.get('failed', 0)} failed")
         for f in data["failed_collectors"]:
-            click.echo(f"  failed: {f['collector']}: {f['source']}: {f['reason']}")
+            click.echo(printable(f"  failed: {f['collector']}: {f['source']}: {f['reason']}"))
         if data["redactions"]:
             click.echo("Redacted: " + ", ".join(f"{k} x{v}" for k, v in sorted(data["redactions"].items())))
         if result.review:
@@ -339,7 +347,7 @@ class _TtyProgress(_LogProgress):
 
     def advance(self, label: str, nbytes: int) -> None:
         self.bytes += nbytes
-        name = os.path.basename(label)[:40]
+        name = printable(os.path.basename(label)[:40])
         click.echo(f"\r\x1b[K{self.label}: {self.bytes / 1048576:8.1f} MiB  {name}", err=True, nl=False)
 
     def sent(self, done: int, total: int) -> None:
