@@ -273,7 +273,9 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
     if not quiet:
         counts = data["collection"]["artifacts"]
         life = data["lifecycle"]
+        from .summary import axes_line
         click.echo(f"Lifecycle: {life['status']}")
+        click.echo(axes_line(life))
         for reason in life.get("reasons", []):
             click.echo(f"  - {reason}")
         click.echo(f"Collected {counts.get('collected', 0)} items ({data['collection']['bytes']} bytes); "
@@ -412,6 +414,8 @@ def render_check(life: dict, findings: list[dict]) -> str:
              + (f"  {life['label']}" if life.get("label") else "")
              + (f"  (EOL {life['eol_date']}" + (f", {life['days_to_eol']} days)" if life.get('days_to_eol')
                                                    is not None else ")") if life.get("eol_date") else "")]
+    from .summary import axes_line
+    lines.append(axes_line(life))
     lines += [f"  - {r}" for r in life.get("reasons", [])]
     lines.append("")
     if not findings:

@@ -7,23 +7,27 @@ unpatched system, so this verdict comes first in every bundle and in
 plus the platform's facts (:class:`~platforms.base.OSInfo`,
 :class:`~platforms.base.PatchLevel`).
 
-Rules, each giving a reason an admin can act on:
+Two questions, answered apart so an engineer can tell "release unknown" from
+"release supported, patch state unknown":
 
-* ``eol``: the cycle's end-of-life date has passed (on the date itself the OS is
-  still supported; from the day after it is not).  Paid or community extended
-  support (ESU, ESM, ELS, LTSS, Debian LTS) is *reported*, never assumed active.
-* ``unpatched``: behind the newest point release the data knows (macOS, and Linux
-  where ``VERSION_ID`` carries the point release); security updates waiting; the
-  last successful update more than 35 days old; a restart pending, or the running
-  kernel older than the newest installed one (one reason for both: one restart).
-* ``unknown``: the OS is not in the data (jcdiag never guesses a derivative's
-  lifecycle), the data is more than 180 days older than ``as_of``, or the patch
-  state could not be checked (Linux package metadata stale, Windows with no
-  update history).
-* ``supported``: none of the above.
+* ``release`` -- ``eol`` once the cycle's end-of-life date has passed (on the date
+  itself the OS is still supported; from the day after it is not), whatever the
+  data's age: a passed date stays passed.  ``unknown`` when the OS is not in the data
+  (jcdiag never guesses a derivative's lifecycle) or when the data is more than 180
+  days older than ``as_of`` and the date has not passed.  ``supported`` otherwise.
+  Paid or community extended support (ESU, ESM, ELS, LTSS, Debian LTS) is *reported*,
+  never assumed active.
+* ``patch`` -- ``behind`` when the machine is behind the newest point release the
+  data knows (macOS, and Linux where ``VERSION_ID`` carries the point release),
+  security updates wait, the last successful update is more than 35 days old, or a
+  restart is pending (or the running kernel is older than the newest installed one:
+  one reason for both, one restart).  ``unknown`` when the patch state could not be
+  checked (Linux package metadata stale or unreadable, Windows with no update
+  history) or when ``current`` would rest on stale data.  ``current`` otherwise.
 
-Several reasons may apply; all are listed and the status is the worst:
-eol, then unpatched, then unknown, then supported.
+``status`` sums them up, worst first: ``eol`` (release), ``unpatched`` (patch
+behind), ``unknown`` (either axis), ``supported``.  A claim of ``supported`` or
+``current`` needs lifecycle data at most 180 days old.
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ from platforms.base import OSInfo, PatchLevel
 from platforms.pkgversion import rpm_compare
 
 STATUSES = ("supported", "eol", "unpatched", "unknown")
+RELEASE_STATES = ("supported", "eol", "unknown")
+PATCH_STATES = ("current", "behind", "unknown")
 WORST_FIRST = ("eol", "unpatched", "unknown")
 UPDATE_MAX_AGE_DAYS = 35      # older last successful update: unpatched
 DATA_MAX_AGE_DAYS = 180       # older lifecycle data: unknown
@@ -115,6 +121,10 @@ class Verdict:
     """
 
     status: str
+    release: str = "unknown"           # supported | eol | unknown
+    patch: str = "unknown"             # current | behind | unknown
+    release_reasons: list[str] = field(default_factory=list)
+    patch_reasons: list[str] = field(default_factory=list)
     product: str = ""
     cycle: str = ""
     label: str = ""
@@ -131,7 +141,9 @@ class Verdict:
         """JSON-ready: dates as ISO strings."""
         until = self.extended_support.get("until")
         return {
-            "status": self.status, "product": self.product, "cycle": self.cycle,
+            "status": self.status, "release": self.release, "patch": self.patch,
+            "release_reasons": list(self.release_reasons), "patch_reasons": list(self.patch_reasons),
+            "product": self.product, "cycle": self.cycle,
             "label": self.label, "eol_date": _iso(self.eol_date), "days_to_eol": self.days_to_eol,
             "extended_support": {**self.extended_support, "until": _iso(until)},
             "latest_known": self.latest_known, "reasons": list(self.reasons),
@@ -178,30 +190,56 @@ def verdict(os_info: OSInfo, patch: PatchLevel, as_of: date,
     as_of = _as_date(as_of)
     data_date = date.fromisoformat(table["data_date"])
     result = Verdict(status="supported", data_date=data_date, as_of=as_of)
-    findings: list[tuple[str, str]] = []          # (status it argues for, reason)
+    release: list[tuple[str, str]] = []           # (release state it argues for, reason)
+    patch_found: list[tuple[str, str]] = []       # (patch state it argues for, reason)
 
     stale = as_of > data_date + timedelta(days=DATA_MAX_AGE_DAYS)
-    if stale:
-        findings.append(("unknown", f"jcdiag's lifecycle data is dated {data_date}, more than "
-                                    f"{DATA_MAX_AGE_DAYS} days before {as_of}: end-of-life dates may "
-                                    "have changed since; update jcdiag to judge this system."))
+    stale_reason = (f"jcdiag's lifecycle data is dated {data_date}, more than {DATA_MAX_AGE_DAYS} "
+                    f"days before {as_of}: dates and releases may have changed since; refresh it "
+                    "with `jcdiag lifecycle update` (or update jcdiag) to judge this system.")
     try:
         match = _find_cycle(os_info, table)
     except _NoMatch as exc:
         match = None
-        findings.append(("unknown", str(exc)))
+        release.append(("unknown", str(exc)))
     if match is not None:
         if match.via:
-            findings.append(("supported", match.via))
+            release.append(("supported", match.via))
         _describe_cycle(result, match, as_of)
-        findings.extend(_lifecycle_findings(result, match, as_of, stale))
-        findings.extend(_point_release_findings(os_info, patch, match))
+        release.extend(_lifecycle_findings(result, match, as_of, stale))
+        patch_found.extend(_point_release_findings(os_info, patch, match))
     product = match.product if match else PRODUCT_BY_ID.get(os_info.id, os_info.id)
-    findings.extend(_patch_findings(os_info, patch, product, as_of))
+    patch_found.extend(_patch_findings(os_info, patch, product, as_of))
 
-    result.status = next((s for s in WORST_FIRST if any(f[0] == s for f in findings)), "supported")
-    result.reasons = [reason for _, reason in findings]
+    result.release = _worst(release, ("eol", "unknown"), "supported")
+    result.patch = _worst(patch_found, ("behind", "unknown"), "current")
+    if stale and result.release == "supported":
+        result.release = "unknown"
+        release.append(("unknown", stale_reason))
+    if stale and result.patch == "current":
+        result.patch = "unknown"
+        patch_found.append(("unknown", stale_reason))
+    result.release_reasons = [r for _, r in release]
+    result.patch_reasons = [r for _, r in patch_found]
+    result.reasons = result.release_reasons + [r for r in result.patch_reasons
+                                               if r not in result.release_reasons]
+    result.status = summary_status(result.release, result.patch)
     return result
+
+
+def summary_status(release: str, patch: str) -> str:
+    """The one-word summary of both axes, worst first: eol > unpatched > unknown > supported."""
+    if release == "eol":
+        return "eol"
+    if patch == "behind":
+        return "unpatched"
+    if "unknown" in (release, patch):
+        return "unknown"
+    return "supported"
+
+
+def _worst(found: list[tuple[str, str]], worst_first: tuple[str, ...], otherwise: str) -> str:
+    return next((s for s in worst_first if any(f[0] == s for f in found)), otherwise)
 
 
 def _describe_cycle(result: Verdict, match: _Match, as_of: date) -> None:
@@ -224,13 +262,10 @@ def _describe_cycle(result: Verdict, match: _Match, as_of: date) -> None:
 
 def _lifecycle_findings(result: Verdict, match: _Match, as_of: date,
                         stale: bool) -> list[tuple[str, str]]:
-    """End of life, near it, or supported; and extended support when past EOL."""
+    """End of life, near it, or supported; and extended support when past EOL.  A passed
+    date is end of life whatever the data's age; with ``stale`` data a date still ahead
+    may have moved, so the days left are given as the data says them, not promised."""
     label, eol = result.label, match.cycle.get("eol")
-    if stale:
-        if result.eol_date and result.eol_date < as_of:
-            return [("unknown", f"By that data, {label} reached end of life on {result.eol_date}: "
-                                "confirm on the vendor's site and plan the upgrade.")]
-        return []
     if eol is True or (result.eol_date is not None and as_of > result.eol_date):
         when = (f"on {result.eol_date} ({-result.days_to_eol} days ago)"
                 if result.eol_date else "(the data gives no date)")
@@ -244,6 +279,11 @@ def _lifecycle_findings(result: Verdict, match: _Match, as_of: date,
                                  "cannot see whether this machine is enrolled, so it is not counted "
                                  "as supported: upgrade, or show support proof of enrollment."))
         return found
+    if stale:
+        when = f" on {result.eol_date}" if result.eol_date else ""
+        return [("unknown", f"By jcdiag's lifecycle data {label} reaches end of life{when}, but that "
+                            f"data is more than {DATA_MAX_AGE_DAYS} days old: refresh it with `jcdiag "
+                            "lifecycle update` (or confirm the date with the vendor).")]
     if result.eol_date is None:
         return [("supported", f"{label} has no announced end-of-life date: no action needed.")]
     days = result.days_to_eol
@@ -269,7 +309,7 @@ def _point_release_findings(os_info: OSInfo, patch: PatchLevel,
     if _pad(running, width) >= _pad(latest, width):
         return []
     hint = UPDATE_HINTS.get(match.product, "the system's updater")
-    return [("unpatched", f"{match.cycle['label']} is at {os_info.version_id}, behind the newest "
+    return [("behind", f"{match.cycle['label']} is at {os_info.version_id}, behind the newest "
                           f"release {match.cycle['latest']}: install the updates ({hint}).")]
 
 
@@ -280,7 +320,7 @@ def _windows_build_findings(os_info: OSInfo, patch: PatchLevel,
     latest_ubr = match.cycle.get("ubr")
     if latest_ubr is None or patch.ubr is None or patch.ubr >= latest_ubr:
         return []
-    return [("unpatched", f"{match.cycle['label']} is at build {_windows_build(os_info)}."
+    return [("behind", f"{match.cycle['label']} is at build {_windows_build(os_info)}."
                           f"{patch.ubr}, behind {match.cycle['latest']}: install the latest "
                           "cumulative update (Windows Update).")]
 
@@ -295,7 +335,7 @@ def _patch_findings(os_info: OSInfo, patch: PatchLevel, product: str,
     hint = UPDATE_HINTS.get(product, "the system's updater")
     pending = patch.pending_security_updates
     if pending:
-        found.append(("unpatched", f"{pending} security update{'s are' if pending > 1 else ' is'} "
+        found.append(("behind", f"{pending} security update{'s are' if pending > 1 else ' is'} "
                                    f"waiting: install {'them' if pending > 1 else 'it'} ({hint}) "
                                    "and restart if asked."))
     elif os_info.family == "linux" and (pending is None or patch.metadata_fresh is False):
@@ -307,7 +347,7 @@ def _patch_findings(os_info: OSInfo, patch: PatchLevel, product: str,
 
     last = _last_update(os_info, patch)
     if last is not None and last < as_of - timedelta(days=UPDATE_MAX_AGE_DAYS):
-        found.append(("unpatched", f"The last successful update was on {last} "
+        found.append(("behind", f"The last successful update was on {last} "
                                    f"({(as_of - last).days} days ago, over {UPDATE_MAX_AGE_DAYS}): "
                                    f"install the latest updates ({hint})."))
     elif last is None and os_info.family == "windows":
@@ -318,10 +358,10 @@ def _patch_findings(os_info: OSInfo, patch: PatchLevel, product: str,
     # Kernel releases are ordered as the Linux platform orders them (rpmvercmp).
     running, newest = patch.running_kernel, patch.newest_kernel
     if running and newest and rpm_compare(running, newest) < 0:
-        found.append(("unpatched", f"The running kernel {running} is older than the installed "
+        found.append(("behind", f"The running kernel {running} is older than the installed "
                                    f"{newest}: restart the machine to run it."))
     elif patch.pending_reboot:
-        found.append(("unpatched", "A restart is pending to finish installing updates: restart "
+        found.append(("behind", "A restart is pending to finish installing updates: restart "
                                    "the machine."))
     return found
 

@@ -88,7 +88,10 @@ class CollectResult:
             "size": self.size,
             "review": str(self.review) if self.review else None,
             "exit_code": self.exit_code,
-            "lifecycle": {"status": life.get("status", "unknown"), "reasons": life.get("reasons", [])},
+            "lifecycle": {key: life.get(key, default) for key, default in (
+                ("status", "unknown"), ("release", "unknown"), ("patch", "unknown"),
+                ("release_reasons", []), ("patch_reasons", []), ("reasons", []),
+                ("label", ""), ("eol_date", None), ("days_to_eol", None))},
             "collection": counts,
             "failed_collectors": counts["failed"],
             "redactions": self.redactions,

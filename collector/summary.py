@@ -18,6 +18,17 @@ _VERDICT_WORDS = {
 }
 
 
+def axes_line(life: dict[str, Any]) -> str:
+    """``Release: supported (EOL 2027-04-30, 148 days left)   Patch: unknown``: the two
+    questions the verdict answers, apart (bundles made before the axes show "n/a")."""
+    release = str(life.get("release") or "n/a")
+    if life.get("eol_date"):
+        days = life.get("days_to_eol")
+        left = "" if days is None else (f", {days} days left" if days >= 0 else f", {-days} days ago")
+        release += f" (EOL {life['eol_date']}{left})"
+    return f"  Release: {release}   Patch: {life.get('patch') or 'n/a'}"
+
+
 def collection_counts(artifacts: list[Artifact]) -> dict[str, Any]:
     """Totals and the failing collectors with their reasons, for summaries and --json."""
     counts = {"collected": 0, "skipped": 0, "absent": 0, "failed": 0}
@@ -65,6 +76,7 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
     life = summary.get("lifecycle")
     if life:
         add(_VERDICT_WORDS.get(life.get("status"), str(life.get("status")).upper()))
+        add(axes_line(life))
         product = life.get("label") or " ".join(str(x) for x in (life.get("product"), life.get("cycle")) if x)
         if product:
             add(f"  Product: {product}   EOL: {life.get('eol_date') or 'n/a'}"

@@ -244,13 +244,37 @@ def test_deeply_nested_user_folder_does_not_crash_the_run(tmp_path):
             fh.write("2026-11-20 10:00:00 bottom\n")
     finally:
         os.close(fd)
-    r, review = collect_review(tmp_path, root)
-    assert r.returncode in (0, 3), r.stderr
-    data = one_json(r)
-    assert data["bundle_id"]
-    assert list(review.rglob("top.log")) and not list(review.rglob("bottom.log"))
-    deep_notes = [a for a in manifest(review) if "nested deeper than 32" in a.get("reason", "")]
-    assert len(deep_notes) == 1 and deep_notes[0]["status"] == "skipped"
+    try:
+        r, review = collect_review(tmp_path, root)
+        assert r.returncode in (0, 3), r.stderr
+        data = one_json(r)
+        assert data["bundle_id"]
+        assert list(review.rglob("top.log")) and not list(review.rglob("bottom.log"))
+        deep_notes = [a for a in manifest(review) if "nested deeper than 32" in a.get("reason", "")]
+        assert len(deep_notes) == 1 and deep_notes[0]["status"] == "skipped"
+    finally:
+        _remove_chain(logs, "d")
+
+
+def _remove_chain(top: Path, name: str) -> None:
+    """Remove a chain of nested ``name`` folders without recursion (shutil.rmtree, and so
+    pytest's own clean-up, overflows the stack on it)."""
+    fds = [os.open(top, os.O_RDONLY)]
+    try:
+        while True:
+            try:
+                fds.append(os.open(name, os.O_RDONLY, dir_fd=fds[-1]))
+            except FileNotFoundError:
+                break
+        for parent in reversed(fds[:-1]):
+            child = fds.pop()
+            for entry in os.listdir(child):
+                os.unlink(entry, dir_fd=child)
+            os.close(child)
+            os.rmdir(name, dir_fd=parent)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def test_gzip_bomb_rotation_is_decompressed_only_up_to_its_bound(tmp_path):

@@ -428,15 +428,73 @@ def test_data_older_than_180_days_gives_unknown():
     assert judge(os_info, last_good_day).status == "supported"
     stale = judge(os_info, last_good_day + timedelta(days=1))
     assert stale.status == "unknown"
-    assert any("lifecycle data is dated 2026-08-22" in r and "update jcdiag" in r
-               for r in stale.reasons)
+    assert (stale.release, stale.patch) == ("unknown", "unknown")
+    assert any("more than 180 days old" in r and "jcdiag lifecycle update" in r
+               for r in stale.release_reasons)
+    assert any("lifecycle data is dated 2026-08-22" in r for r in stale.patch_reasons)
     assert stale.cycle == "24.04"         # facts still shown for the engineer
 
 
-def test_stale_data_does_not_claim_eol_but_says_what_it_knew():
+def test_a_passed_eol_date_stays_eol_whatever_the_data_age():
     result = judge(linux("centos-7"), date(2028, 1, 1))
-    assert result.status == "unknown"
-    assert any("By that data" in r and "2024-06-30" in r for r in result.reasons)
+    assert (result.status, result.release) == ("eol", "eol")
+    assert any("reached end of life on 2024-06-30" in r for r in result.release_reasons)
+    ubuntu_2404 = judge(linux("ubuntu-22.04", version_id="24.04"), date(2031, 1, 1))
+    assert (ubuntu_2404.status, ubuntu_2404.release, ubuntu_2404.eol_date) == (
+        "eol", "eol", date(2029, 5, 31))
+
+
+def test_stale_data_never_claims_behind_as_current():
+    os_info = linux("ubuntu-22.04", version_id="24.04")
+    as_of = DATA_DATE + timedelta(days=400)
+    behind = verdict(os_info, fresh(as_of, os_info, pending_security_updates=4), as_of)
+    assert (behind.release, behind.patch, behind.status) == ("unknown", "behind", "unpatched")
+
+
+# --------------------------------------------------------------------------- two axes
+
+
+@pytest.mark.parametrize("os_info, as_of, status, product, cycle, eol", PRODUCT_CASES)
+def test_every_product_on_both_axes_fresh_and_stale(os_info, as_of, status, product, cycle, eol):
+    """Release and patch are judged apart; the summary is the worst of them; a passed date
+    stays eol on stale data; stale data never claims supported or current."""
+    result = judge(os_info, as_of)
+    assert result.release in lifecycle.RELEASE_STATES and result.patch in lifecycle.PATCH_STATES
+    assert result.status == lifecycle.summary_status(result.release, result.patch) == status
+    assert set(result.reasons) == set(result.release_reasons) | set(result.patch_reasons)
+    passed = eol and as_of > date.fromisoformat(eol)
+    if status == "eol":
+        assert result.release == "eol"
+    # A machine that cannot tell its patch state: the release verdict stands on its own.
+    unknown_patch = verdict(os_info, PatchLevel(), as_of)
+    assert unknown_patch.release == result.release
+    assert unknown_patch.patch in ("unknown", "behind", "current")
+    if os_info.family == "linux":
+        assert unknown_patch.patch != "current" and unknown_patch.status != "supported"
+    # The same machine judged on stale data (a year after the data's date).
+    later = DATA_DATE + timedelta(days=365)
+    stale = judge(os_info, later)
+    if eol and later > date.fromisoformat(eol):
+        assert stale.release == "eol" and stale.status == "eol"
+    else:
+        assert stale.release == "unknown"
+    assert stale.patch in ("behind", "unknown")
+    assert "supported" != stale.status
+    if passed:
+        assert result.release == "eol"
+
+
+def test_release_known_and_patch_state_unknown_are_told_apart():
+    """Ubuntu 22.04 with unreadable package metadata: release supported, patch unknown."""
+    os_info = linux("ubuntu-22.04")
+    result = verdict(os_info, fresh(DATA_DATE, os_info, pending_security_updates=None,
+                                    metadata_fresh=None), DATA_DATE)
+    assert (result.release, result.patch, result.status) == ("supported", "unknown", "unknown")
+    assert any("supported until" in r for r in result.release_reasons)
+    assert any("could not be checked" in r for r in result.patch_reasons)
+    data = result.to_dict()
+    assert (data["release"], data["patch"]) == ("supported", "unknown")
+    assert data["release_reasons"] and data["patch_reasons"]
 
 
 # --------------------------------------------------------------------------- output
