@@ -116,8 +116,9 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
         + (f"  version {agent['version']}" if agent.get("version") else ""))
     add(f"  {'Service':<10} {agent.get('service_name') or 'n/a'}: {agent.get('service_state', 'unknown')}"
         + (f", enabled={agent['service_enabled']}" if agent.get("service_enabled") is not None else ""))
-    procs = agent.get("processes") or []
-    add(f"  {'Process':<10} " + (", ".join(f"{p['name']} pid {p['pid']}" for p in procs) or "not running"))
+    procs = agent.get("processes", [])
+    add(f"  {'Process':<10} " + ("unknown (the root is not the live system)" if procs is None else
+                                 ", ".join(f"{p['name']} pid {p['pid']}" for p in procs) or "not running"))
     add("")
     if report:
         add("Issue report")

@@ -278,11 +278,19 @@ class AgentInfo:
     service_enabled: Optional[bool] = None
     processes: list[ProcessInfo] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    live: bool = True          # False: read from a root that is not the running system
+
+    def __post_init__(self) -> None:
+        if not self.live:
+            self.notes.append("process and service state unknown: the root is not the live system")
 
     @property
     def running(self) -> Optional[bool]:
+        """True, False, or None when nobody can know (an offline root, no service answer)."""
         if self.processes:
             return True
+        if not self.live:
+            return False if self.installed is False else None
         return None if self.service_state == "unknown" else False
 
     @property
@@ -293,6 +301,8 @@ class AgentInfo:
         d = _jsonable(asdict(self))
         d["running"] = self.running
         d["pid"] = self.pid
+        if not self.live and not self.processes:    # an offline root's list is unknown, not empty
+            d["processes"] = None
         return d
 
 

@@ -424,7 +424,7 @@ class Linux(Platform):
 
     # ------------------------------------------------------------------ agent
     def agent_info(self) -> AgentInfo:
-        info = AgentInfo(service_name=AGENT_UNIT)
+        info = AgentInfo(service_name=AGENT_UNIT, live=self.live)
         info.installed = self.inside(AGENT_CONF).is_file() or self.inside(AGENT_BINARY).is_file()
         info.version = self._first_line(AGENT_VERSION_FILE)
         if self.live:

@@ -509,7 +509,7 @@ class MacOS(Platform):
         installed = self.path(AGENT_CONF).is_file() or self.path(AGENT_BINARY).is_file()
         version_text = self.read_text(AGENT_VERSION_FILE, limit=4096) or ""
         info = AgentInfo(installed=installed, version=(version_text.strip().splitlines() or [""])[0],
-                         service_name=AGENT_SERVICE, notes=notes)
+                         service_name=AGENT_SERVICE, notes=notes, live=self.live)
         if installed and not info.version:
             notes.append(f"{AGENT_VERSION_FILE} missing or empty: agent version unknown")
         plist_path = f"{LAUNCH_DAEMONS}/{AGENT_SERVICE}.plist"

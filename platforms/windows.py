@@ -414,7 +414,7 @@ class Windows(Platform):
         return False
 
     def agent_info(self) -> AgentInfo:
-        agent = AgentInfo(service_name=SERVICE_NAME)
+        agent = AgentInfo(service_name=SERVICE_NAME, live=self.live)
         agent.installed = (self._exists(AGENT_EXE) or self._exists(AGENT_CONF)
                            or self.registry.exists(JC_AGENT_KEY))
         version = self._read_small(VERSION_TXT, limit=4096)

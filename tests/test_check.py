@@ -89,3 +89,17 @@ def test_check_on_an_os_missing_from_the_data_is_unknown(tmp_path):
 def test_check_usage_errors():
     assert jcdiag("check", "--platform", "windows").returncode == 2
     assert jcdiag("check", "--as-of", "yesterday").returncode == 2
+
+
+def test_an_offline_root_never_calls_the_agent_stopped_or_not_running(tmp_path):
+    """A disk image cannot say whether a process runs: state unknown, no such finding."""
+    from tests.hosts import HOSTS
+    root = HOSTS["linux"](tmp_path / "root")
+    r = jcdiag("check", "--root", str(root), "--platform", "linux", "--json")
+    data = json.loads(r.stdout)
+    assert data["agent"]["running"] is None and data["agent"]["processes"] is None
+    assert any("not the live system" in n for n in data["agent"]["notes"])
+    ids = {f["id"] for f in data["findings"]}
+    assert not ids & {"agent-service-stopped", "agent-process-missing"}
+    assert data["lifecycle"]["release"] in ("supported", "eol", "unknown")
+    assert data["lifecycle"]["patch"] in ("current", "behind", "unknown")

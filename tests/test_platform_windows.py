@@ -397,7 +397,9 @@ def test_agent_found_by_registry_only(tmp_path):
 
 def test_agent_not_installed(tmp_path):
     agent = Windows(tmp_path).agent_info()
-    assert (agent.installed, agent.version, agent.service_state, agent.notes) == (False, "", "unknown", [])
+    assert (agent.installed, agent.version, agent.service_state, agent.notes) == (
+        False, "", "unknown", ["process and service state unknown: the root is not the live system"])
+    assert agent.running is False and agent.to_dict()["processes"] is None
 
 
 def test_agent_processes(make):
