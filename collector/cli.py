@@ -19,6 +19,7 @@ from typing import Any, Optional
 import click
 
 from . import __version__
+from .textsafe import printable
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -45,14 +46,6 @@ class SizeType(click.ParamType):
             return parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-def printable(text: str) -> str:
-    """``text`` with control and format characters shown as escapes: names from the examined
-    system or a bundle must not move the cursor, recolour or rewrite the admin's terminal."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _emit(data: dict[str, Any]) -> None:

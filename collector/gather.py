@@ -15,9 +15,9 @@ lives here once:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import errno
 import fnmatch
-import gzip
 import hashlib
 import json
 import os
@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator, Optional
 from platforms.base import Platform, system_parts
 
 from .destname import destination
-from .fswalk import MAX_ENTRIES, Folder, Refused, Walk, open_folder
+from .fswalk import MAX_ENTRIES, Folder, Refused, Walk, open_folder, resolve
 from .logtime import SinceFilter
 from .redact import Redactor, looks_binary
 from .sources import CommandSource, FileSource, GeneratedSource
@@ -118,8 +118,9 @@ class Gatherer:
         self.progress = progress or (lambda label, nbytes: None)
         self.artifacts: list[Artifact] = []
         self.total = 0
-        self._names: set[str] = set()
-        self._tried: set[str] = set()                  # real paths of every file tried
+        self._files: set[str] = set()                 # payload names taken (case-folded)
+        self._folders: dict[str, str] = {}            # payload folder (case-folded) -> name used
+        self._tried: set[str] = set()                 # resolved paths of every file tried
         self._seen: set[tuple[int, int]] = set()      # (device, inode) of every file opened
         self._root_real = os.path.realpath(platform.root)
         self._case_fold = platform.family == "windows"
@@ -139,7 +140,7 @@ class Gatherer:
         return self.artifacts
 
     def collect_files(self, source: FileSource) -> None:
-        parts = system_parts(source.path)
+        parts = system_parts(source.path, windows=self._case_fold)
         last = parts[-1] if parts else ""
         has_glob = any(ch in last for ch in "*?[")
         if source.recursive and not has_glob:      # a whole folder
@@ -149,7 +150,7 @@ class Gatherer:
         else:                                      # one named file
             folder_parts, pattern, folder_system = parts[:-1], None, _system_dirname(source.path)
         try:
-            opened = self._open_source_folder(source, folder_parts)
+            opened = self._open_source_folder(source, folder_parts, whole=pattern == "*" and not has_glob)
         except Skip as why:
             self._record(Artifact("", source.path, source.collector, "skipped", str(why)))
             return
@@ -161,49 +162,55 @@ class Gatherer:
             if pattern is None:
                 self._record(Artifact("", source.path, source.collector, "absent", "not present"))
             return
-        folder, owner = opened
-        walk = Walk(folder, owners=_owners(owner)) if source.recursive else None
-        with folder:
-            for rel, parent, name, st in self._entries(folder, walk, pattern, last, source):
+        top = opened
+        walk = Walk(top.folder, owners=_owners(top.owner)) if source.recursive else None
+        with top.folder:
+            for rel, parent, name, st in self._entries(top.folder, walk, pattern, last, source):
                 system_path = _join_system(folder_system, "/".join(rel), windows=self._case_fold)
-                dest = destination(source.dest, source.user, rel)
-                self._collect_one(parent, name, st, folder, system_path, dest, source, owner)
+                dest = destination(source.dest, source.user, rel[:-1] + (_strip_gz(rel[-1]),))
+                self._collect_one(parent, name, st, top, rel, system_path, dest, source)
         if walk is not None:
             self._record_walk_limits(walk, source, folder_system)
 
-    def _open_source_folder(self, source: FileSource,
-                            folder_parts: tuple[str, ...]) -> Optional[tuple[Folder, Optional[int]]]:
-        """The source's folder, opened without following any link on the way, and the uid
-        everything in it must belong to (per-user sources on a live system); None when
-        absent.  Skip when it resolves outside the root or outside the folder the source
-        must stay within (a user's home): a planted folder link is never followed."""
-        root = self.platform.root
-        real = os.path.realpath(root.joinpath(*folder_parts))
-        if not self.platform.live and not _is_within(real, self._root_real):
-            raise Skip(f"{root.joinpath(*folder_parts)} resolves to {real}, outside the root "
-                       f"{self._root_real}: not followed")
-        base, owner = real, None
-        if source.within:
-            base = os.path.realpath(root.joinpath(*system_parts(source.within)))
-            if not self.platform.live and not _is_within(base, self._root_real):
-                raise Skip(f"{source.within} resolves to {base}, outside the root: not followed")
-            if real != base and not _is_within(real, base):
-                raise Skip(f"resolves to {real}, outside {source.within}: a link out of the user's "
-                           "folder is not followed")
-            if self.platform.live and hasattr(os, "getuid"):
-                try:
-                    owner = os.stat(base).st_uid
-                except OSError:
-                    return None
-        if not os.path.isdir(real):
-            return None
-        rel = () if real == base else tuple(os.path.relpath(real, base).split(os.sep))
+    def _open_source_folder(self, source: FileSource, folder_parts: tuple[str, ...],
+                            whole: bool) -> Optional["_Top"]:
+        """The source's folder, resolved as the examined system would (never leaving the
+        root) and opened without following any link on the way; None when absent.
+
+        Skip when it resolves outside the tree the source declares: the user's home for
+        per-user sources, the named folder's parent for a whole folder (so
+        ``/var/log/jumpcloud -> /etc`` is refused), the root otherwise.  On a live system
+        a per-user source's folders must belong to the home's owner or root."""
         try:
-            return open_folder(base, rel, _owners(owner)), owner
+            rel = self._resolve(folder_parts)
+            tree: tuple[str, ...] = ()
+            if source.within:
+                tree = self._resolve(system_parts(source.within, windows=self._case_fold))
+            elif whole and folder_parts:
+                tree = self._resolve(folder_parts[:-1])
         except Refused as exc:
             raise Skip(str(exc)) from None
-        except (FileNotFoundError, NotADirectoryError):
+        if rel[:len(tree)] != tree:
+            where = source.within or _system_dirname(source.path)
+            raise Skip(f"resolves to /{'/'.join(rel)}, outside {where}: a link out of it is not followed")
+        base = os.path.join(self._root_real, *tree)
+        owner = None
+        if source.within and self.platform.live and hasattr(os, "getuid"):
+            try:
+                owner = os.lstat(base).st_uid
+            except OSError:
+                return None
+        try:
+            if not stat.S_ISDIR(os.lstat(os.path.join(base, *rel[len(tree):])).st_mode):
+                return None
+            return _Top(open_folder(base, rel[len(tree):], _owners(owner)), rel, owner)
+        except Refused as exc:
+            raise Skip(str(exc)) from None
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             return None
+
+    def _resolve(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        return resolve(self._root_real, parts, fold_case=self._case_fold)
 
     def _entries(self, folder: Folder, walk: Optional[Walk], pattern: Optional[str], last: str,
                  source: FileSource) -> Iterator[tuple[tuple[str, ...], Folder, str, os.stat_result]]:
@@ -213,9 +220,9 @@ class Gatherer:
                 yield (last,), folder, last, folder.lstat(last)
             except FileNotFoundError:
                 self._record(Artifact("", source.path, source.collector, "absent", "not present"))
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self._record(Artifact("", source.path, source.collector, "failed",
-                                      f"cannot read: {exc.strerror or exc}"))
+                                      f"cannot read: {getattr(exc, 'strerror', None) or exc}"))
             return
         pattern_fold = pattern.lower()
         match = (lambda n: fnmatch.fnmatchcase(n.lower(), pattern_fold)) if self._case_fold \
@@ -224,15 +231,17 @@ class Gatherer:
             yield from (entry for entry in walk if match(entry[2]))
             return
         try:
-            names = folder.names(MAX_ENTRIES)
+            names, cut = folder.names(MAX_ENTRIES, match)
         except OSError:
             return
+        if cut:
+            self._record(Artifact("", source.path, source.collector, "skipped",
+                                  f"more than {MAX_ENTRIES} names match: the rest were not read"))
         for name in names:
-            if match(name):
-                try:
-                    yield (name,), folder, name, folder.lstat(name)
-                except OSError:
-                    continue
+            try:
+                yield (name,), folder, name, folder.lstat(name)
+            except OSError:
+                continue
 
     def _record_walk_limits(self, walk: Walk, source: FileSource, folder_system: str) -> None:
         """What a walk left out, in the manifest: too deep, too many, refused folders."""
@@ -312,11 +321,11 @@ class Gatherer:
                 self._write(art, _read_upto(fh, st.st_size), structured=None)
 
     # ------------------------------------------------------------------ files
-    def _collect_one(self, parent: Folder, name: str, st: os.stat_result, top: Folder,
-                     system_path: str, dest: str, source: FileSource, owner: Optional[int]) -> None:
+    def _collect_one(self, parent: Folder, name: str, st: os.stat_result, top: "_Top",
+                     rel: tuple[str, ...], system_path: str, dest: str, source: FileSource) -> None:
         art = Artifact(dest, system_path, source.collector, "collected")
         try:
-            fd, st = self._open_entry(parent, name, st, top, owner)
+            fd, st = self._open_entry(parent, name, st, top, rel)
         except Duplicate:
             return
         except Skip as why:
@@ -336,7 +345,6 @@ class Gatherer:
         with os.fdopen(fd, "rb") as fh:
             try:
                 if name.lower().endswith(".gz"):
-                    art.name = dest[:-3]
                     self._copy_gzip(fh, st.st_size, art, source)
                 else:
                     self._copy_file(fh, st.st_size, art, source)
@@ -345,25 +353,35 @@ class Gatherer:
                 self._drop(art)
                 self._record(art)
 
-    def _open_entry(self, parent: Folder, name: str, st: os.stat_result, top: Folder,
-                    owner: Optional[int]) -> tuple[int, os.stat_result]:
+    def _open_entry(self, parent: Folder, name: str, st: os.stat_result, top: "_Top",
+                    rel: tuple[str, ...]) -> tuple[int, os.stat_result]:
         """An fd on the regular file an entry names, or Skip: never-collect, links out of the
-        source folder, duplicates, files a per-user folder's owner does not own."""
+        source folder, special files (never opened: a device's driver would run), duplicates,
+        hard-linked files, files a per-user folder's owner does not own."""
         if is_never_collect(name):
             raise Skip("never collected: agent key or credential material")
-        real = os.path.realpath(os.path.join(parent.path, name))
-        if stat.S_ISLNK(st.st_mode):
-            if not _is_within(real, top.path):
-                raise Skip(f"symbolic link to {real}, outside {top.path}: not followed")
-            if is_never_collect(os.path.basename(real)):
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            try:
+                resolved = self._resolve(top.rel + rel)
+            except Refused as exc:
+                raise Skip(str(exc)) from None
+            if resolved[:len(top.rel)] != top.rel or len(resolved) == len(top.rel):
+                raise Skip(f"symbolic link to /{'/'.join(resolved)}, outside /{'/'.join(top.rel)}: "
+                           "not followed")
+            if is_never_collect(resolved[-1]):
                 raise Skip("never collected: link to agent key or credential material")
-        if os.path.normcase(real) in self._never_real:
+        else:
+            resolved = top.rel + rel
+            _require_regular(st)
+        key = self._path_key(resolved)
+        if key in self._never_real:
             raise Skip("never collected: agent key or credential material named by jcagent.conf")
-        if os.path.normcase(real) in self._tried:
+        if key in self._tried:
             raise Duplicate("matched by an earlier source")          # one record per file
-        self._tried.add(os.path.normcase(real))
-        if stat.S_ISLNK(st.st_mode):
-            fd, st = self._open_beneath(top, tuple(os.path.relpath(real, top.path).split(os.sep)), owner)
+        self._tried.add(key)
+        if link:
+            fd, st = self._open_beneath(top, resolved[len(top.rel):])
         else:
             fd, st = _open_regular(*parent.at(name))
         try:
@@ -372,9 +390,11 @@ class Gatherer:
                 raise Skip("never collected: same file as agent key material (hard link)")
             if key in self._seen:
                 raise Duplicate("duplicate of a file already collected")
-            if owner is not None and not (st.st_uid == owner or (st.st_uid == 0 and st.st_nlink == 1)):
-                raise Skip(f"owned by uid {st.st_uid}{' and hard-linked' if st.st_nlink > 1 else ''}, "
-                           "in a folder of another user: not read")
+            if st.st_nlink > 1 and not self._case_fold:
+                raise Skip(f"hard-linked ({st.st_nlink} names): it may be a planted link to a key or "
+                           "a root-only file, so it is not read")
+            if top.owner is not None and st.st_uid not in (top.owner, 0):
+                raise Skip(f"owned by uid {st.st_uid}, in a folder of another user: not read")
         except Skip:
             os.close(fd)
             raise
@@ -382,21 +402,28 @@ class Gatherer:
         return fd, st
 
     @staticmethod
-    def _open_beneath(top: Folder, rel: tuple[str, ...], owner: Optional[int]) -> tuple[int, os.stat_result]:
+    def _open_beneath(top: "_Top", rel: tuple[str, ...]) -> tuple[int, os.stat_result]:
         """The file at ``top/rel`` (a link's resolved target inside the source folder),
-        opened one component at a time so nothing can be swapped in on the way."""
+        opened one component at a time so nothing can be swapped in on the way, and
+        checked to be a regular file before it is opened."""
         opened: list[Folder] = []
-        folder = top
+        folder = top.folder
         try:
             for part in rel[:-1]:
-                folder = folder.child(part, _owners(owner))
+                folder = folder.child(part, _owners(top.owner))
                 opened.append(folder)
+            _require_regular(folder.lstat(rel[-1]))
             return _open_regular(*folder.at(rel[-1]))
         except Refused as exc:
             raise Skip(str(exc)) from None
         finally:
             for f in opened:
                 f.close()
+
+    def _path_key(self, resolved: tuple[str, ...]) -> str:
+        """How a resolved path is compared: case-folded on Windows, as Windows compares."""
+        key = "/".join(resolved)
+        return key.casefold() if self._case_fold else key
 
     def _budget(self, size: int) -> Optional[int]:
         """The bytes this file may add: its cap, or what the bundle cap leaves.  None when the
@@ -449,19 +476,19 @@ class Gatherer:
             return
         bound = GZIP_EXPANSION * self.limits.max_file_size
         with _TailSpool(cap, self.staging) as tail:
+            stream = _Gunzip(fh, max_in=bound, max_out=bound)
             try:
-                for chunk in _gunzip(fh, size):
+                for chunk in stream:
                     tail.write(chunk)
-                    if tail.total >= bound:
-                        art.truncated = True
-                        art.truncation.append(
-                            f"decompression stopped after {tail.total} bytes ({GZIP_EXPANSION}x "
-                            "--max-file-size): the rest of this .gz was not read")
-                        break
             except (OSError, EOFError, zlib.error) as exc:
                 art.status, art.reason, art.name = "failed", f"damaged gzip file: {exc}", ""
                 self._record(art)
                 return
+            if stream.stopped:
+                art.truncated = True
+                art.truncation.append(f"decompression stopped after {stream.stopped} "
+                                      f"({GZIP_EXPANSION}x --max-file-size): the rest of this .gz "
+                                      "was not read")
             chunks: Iterable[bytes] = tail.chunks()
             if tail.total > cap:
                 art.truncated = True
@@ -552,13 +579,13 @@ class Gatherer:
                         watcher.close()
                     art.redactions = {k: v for k, v in scrubber.hits.items() if v}
         except Skip:
-            out_path.unlink(missing_ok=True)
+            _discard(out_path)
             raise
         except OSError:
-            out_path.unlink(missing_ok=True)
+            _discard(out_path)
             raise
         except Exception as exc:  # redaction failure: fail closed
-            out_path.unlink(missing_ok=True)
+            _discard(out_path)
             self.redactor.failed(art.name, f"{type(exc).__name__}: {exc}")
             art.status, art.name = "failed", ""
             art.reason = f"redaction failed ({type(exc).__name__}); left out rather than sent unredacted"
@@ -574,18 +601,37 @@ class Gatherer:
 
     def _drop(self, art: Artifact) -> None:
         if art.name:
-            (self.staging / art.name).unlink(missing_ok=True)
-            self._names.discard(art.name.casefold())
+            _discard(self.staging / art.name)
+            self._files.discard(art.name.casefold())
 
     def _unique(self, name: str) -> str:
-        """``name``, or ``name-2``... when taken: compared case-folded, since the engineer
-        may extract on Windows or macOS, where ``Log.txt`` would overwrite ``log.txt``."""
-        candidate, n = name, 1
-        while candidate.casefold() in self._names:
+        """A payload name no other entry has, compared case-folded (the engineer may
+        extract on Windows or macOS, where ``Log.txt`` would overwrite ``log.txt``):
+        a taken file name gets ``-2``...; a folder whose name a file already took gets
+        one too, used for everything later put in that folder, so a file and a folder
+        never claim one name."""
+        parts = name.split("/")
+        used: list[str] = []
+        for part in parts[:-1]:
+            key = "/".join(used + [part]).casefold()
+            alias = self._folders.get(key)
+            if alias is None:
+                alias = self._free(used, part, lambda path: path in self._files)
+                self._folders[key] = alias
+                self._folders.setdefault("/".join(used + [alias]).casefold(), alias)
+            used.append(alias)
+        last = self._free(used, parts[-1], lambda path: path in self._files or path in self._folders)
+        full = "/".join(used + [last])
+        self._files.add(full.casefold())
+        return full
+
+    @staticmethod
+    def _free(parent: list[str], part: str, taken: Callable[[str], bool]) -> str:
+        candidate, n = part, 1
+        while taken("/".join(parent + [candidate]).casefold()):
             n += 1
-            stem, dot, ext = name.rpartition(".")
-            candidate = f"{stem}-{n}.{ext}" if dot and "/" not in ext else f"{name}-{n}"
-        self._names.add(candidate.casefold())
+            stem, dot, ext = part.rpartition(".")
+            candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{part}-{n}"
         return candidate
 
     def _record(self, art: Artifact) -> None:
@@ -593,17 +639,22 @@ class Gatherer:
 
     # ------------------------------------------------------------------ never-collect
     def _never_collect_set(self) -> tuple[set[str], set[tuple[int, int]]]:
-        reals, inodes = set(), set()
+        """The paths (resolved inside the root, as the examined system resolves them) and
+        inodes of the files the platform says never to collect; what cannot be resolved
+        (a NUL in jcagent.conf, a link loop) is skipped: it cannot be opened either."""
+        keys, inodes = set(), set()
         for system_path in self.platform.never_collect():
-            local = self.platform.path(system_path)
-            real = os.path.realpath(local)
-            reals.add(os.path.normcase(real))
             try:
-                st = os.stat(real)
+                resolved = self._resolve(system_parts(system_path, windows=self._case_fold))
+            except (OSError, ValueError):
+                continue
+            keys.add(self._path_key(resolved))
+            try:
+                st = os.stat(os.path.join(self._root_real, *resolved), follow_symlinks=False)
                 inodes.add((st.st_dev, st.st_ino))
-            except OSError:
+            except (OSError, ValueError):
                 pass
-        return reals, inodes
+        return keys, inodes
 
 
 # ---------------------------------------------------------------------- helpers
@@ -648,10 +699,49 @@ def _read_upto(fh, limit: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _gunzip(fh, size: int) -> Iterator[bytes]:
-    with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
-        while chunk := gz.read(CHUNK):
-            yield chunk
+class _Gunzip:
+    """The decompressed bytes of a gzip stream (every member), bounded both ways.
+
+    ``gzip.GzipFile`` reads without limit and skips zero padding between members one
+    byte at a time (a tiny file with a sparse terabyte of zeros spins for days), so
+    members and padding are handled here on zlib directly: at most ``max_in`` bytes are
+    read and ``max_out`` produced; ``stopped`` then says which bound ended it.
+    """
+
+    def __init__(self, fh, max_in: int, max_out: int):
+        self.fh, self.max_in, self.max_out = fh, max_in, max_out
+        self.stopped = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = produced = 0
+        inflater = None
+        pending = b""
+        while True:
+            if not pending:
+                if read >= self.max_in:
+                    self.stopped = f"{read} compressed bytes read"
+                    return
+                pending = self.fh.read(min(CHUNK, self.max_in - read))
+                read += len(pending)
+                if not pending:
+                    if inflater is not None and not inflater.eof:
+                        raise EOFError("compressed file ended before the end-of-stream marker")
+                    return
+            if inflater is None:
+                pending = pending.lstrip(b"\0")            # padding between members
+                if not pending:
+                    continue
+                inflater = zlib.decompressobj(wbits=31)
+            out = inflater.decompress(pending, CHUNK)
+            pending = inflater.unconsumed_tail
+            if inflater.eof:
+                pending, inflater = inflater.unused_data + pending, None
+            if out:
+                produced += len(out)
+                yield out
+                if produced >= self.max_out:
+                    self.stopped = f"{produced} bytes"
+                    return
 
 
 class _TailSpool:
@@ -733,11 +823,6 @@ def _transcode(chunks: Iterable[bytes], codec: str, strip_bom: bool) -> Iterator
     yield decoder.decode(b"", final=True).encode("utf-8")
 
 
-def _is_within(path: str, folder: str) -> bool:
-    folder = folder.rstrip(os.sep) + os.sep
-    return os.path.normcase(path).startswith(os.path.normcase(folder))
-
-
 def _system_dirname(system_path: str) -> str:
     """The folder part of a system path, in its own style (``/`` or ``\\``)."""
     head = system_path.rstrip("/\\")
@@ -761,3 +846,35 @@ def _note_cut(art: Artifact, kept: int, dropped: int) -> None:
     if dropped:
         art.truncated = True
         art.truncation.append(f"output cut after {kept} bytes; {dropped} more bytes were dropped")
+
+
+@dataclass(frozen=True)
+class _Top:
+    """A source's open folder, its path resolved inside the root, and the uid its files
+    must belong to (per-user sources on a live system; None: any)."""
+
+    folder: Folder
+    rel: tuple[str, ...]
+    owner: Optional[int]
+
+
+def _require_regular(st: os.stat_result) -> None:
+    """Skip anything but a regular file before it is opened: opening a device runs its
+    driver on this machine (a planted watchdog node would arm it)."""
+    if stat.S_ISREG(st.st_mode):
+        return
+    kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "device" if stat.S_ISCHR(st.st_mode)
+            or stat.S_ISBLK(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+            else "directory" if stat.S_ISDIR(st.st_mode) else "special file")
+    raise Skip(f"not a regular file ({kind}): not read")
+
+
+def _strip_gz(name: str) -> str:
+    """A rotated ``x.log.1.gz`` goes into the bundle decompressed, as ``x.log.1``."""
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
+def _discard(path: Path) -> None:
+    """Remove a half-written staging file; a name that is no file (or no longer) is fine."""
+    with contextlib.suppress(OSError):
+        path.unlink()

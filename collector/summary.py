@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .gather import Artifact
+from .textsafe import printable
 
 _VERDICT_WORDS = {
     "supported": "SUPPORTED: the OS is in support and up to date",
@@ -69,7 +70,10 @@ def build_summary(*, bundle_id: str, created: str, case_id: Optional[str], platf
 def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
     """SUMMARY.txt: verdict first, then findings, OS, agent, the issue report, the collection."""
     out: list[str] = []
-    add = out.append
+
+    def add(line: str) -> None:
+        out.append(printable(line))          # names from the examined machine: no escapes, no forged lines
+
     add(f"jcdiag bundle {summary['bundle_id']}  created {summary['created']}"
         + (f"  case {summary['case_id']}" if summary.get("case_id") else ""))
     add("=" * 78)
@@ -124,7 +128,9 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
         add("Issue report")
         for key in ("severity", "noticed_at", "description", "steps_taken"):
             if report.get(key):
-                add(f"  {key.replace('_', ' ').capitalize():<12} {report[key]}")
+                label = key.replace('_', ' ').capitalize()
+                for n, line in enumerate(str(report[key]).splitlines() or [""]):
+                    add(f"  {label if n == 0 else '':<12} {line}")
         for res in report.get("resources", []):
             add(f"  Resource     {res}")
         for att in report.get("attachments", []):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import re
 import zlib
@@ -18,11 +19,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from .base import open_fact
 from .pkgversion import debian_compare
 
 MAX_LINE = 64 * 1024
 # Compression suffixes of apt lists and rotated logs that the standard library reads.
-READABLE_SUFFIXES = {"": open, ".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+# Decompressors over an already opened binary file (see base.open_fact).
+READABLE_SUFFIXES = {"": lambda fh: fh, ".gz": lambda fh: gzip.GzipFile(fileobj=fh),
+                     ".xz": lzma.LZMAFile, ".bz2": bz2.BZ2File}
 UNREADABLE_SUFFIXES = (".lz4", ".zst")
 
 
@@ -45,7 +49,8 @@ def iter_lines(path: Path) -> Iterator[str]:
     if opener is None:
         return
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        with open_fact(path) as raw, io.TextIOWrapper(opener(raw), encoding="utf-8",
+                                                      errors="replace") as fh:
             for line in iter(lambda: fh.readline(MAX_LINE), ""):
                 yield line.rstrip("\r\n")
     except (OSError, EOFError, zlib.error, lzma.LZMAError):

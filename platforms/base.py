@@ -13,8 +13,10 @@ safety rules live once.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -22,7 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 # --------------------------------------------------------------------------- commands
 
@@ -376,12 +378,12 @@ class Platform(ABC):
         ``/var/log/x`` -> ``<root>/var/log/x``; ``C:\\Windows\\Temp\\x`` ->
         ``<root>/Windows/Temp/x``.
         """
-        return self.root.joinpath(*system_parts(system_path))
+        return self.root.joinpath(*system_parts(system_path, windows=self.family == "windows"))
 
     def read_text(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         """A small fact file's text (bounded), or None when absent or unreadable."""
         try:
-            with open(self.path(system_path), "rb") as fh:
+            with open_fact(self.path(system_path)) as fh:
                 return fh.read(limit).decode("utf-8", errors="replace")
         except OSError:
             return None
@@ -411,9 +413,38 @@ class Platform(ABC):
         return []
 
 
-def system_parts(system_path: str) -> tuple[str, ...]:
-    """The components of an absolute system path, drive and root stripped."""
-    if len(system_path) >= 2 and system_path[1] == ":" or "\\" in system_path:
+def open_fact(path: Path | str) -> BinaryIO:
+    """A fact file of the examined system opened for reading, if it is a regular file.
+
+    ``open()`` on a FIFO blocks for ever and on a device runs its driver; an image may
+    hold either where ``etc/passwd`` or ``os-release`` should be.  Opened non-blocking,
+    checked, then made blocking again; OSError otherwise.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):          # never open a device: its driver would run
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def system_parts(system_path: str, windows: Optional[bool] = None) -> tuple[str, ...]:
+    """The components of an absolute system path, drive and root stripped.
+
+    ``windows`` says whose path it is; pass it whenever any part of the path came from
+    the examined system: on Linux and macOS a backslash is an ordinary character of a
+    name (``/Users/eve\\..\\..\\srv``), never a separator.  Guessed from the path only
+    for the platforms' own constants."""
+    if windows is None:
+        windows = len(system_path) >= 2 and system_path[1] == ":" or "\\" in system_path
+    if windows:
         parts = PureWindowsPath(system_path).parts
     else:
         parts = PurePosixPath(system_path).parts

@@ -30,6 +30,7 @@ from collector.sources import CommandSource, FileSource
 
 from . import _pkgdb as pkgdb
 from .base import (
+    open_fact,
     AgentInfo, CommandRunner, OSInfo, PatchLevel, Platform, ProcessLister, parse_key_values,
     processes_named, system_parts,
 )
@@ -178,7 +179,7 @@ class Linux(Platform):
     def inside(self, system_path: str, max_links: int = 40) -> Path:
         """``system_path`` under the root, symlinks followed as the examined system would:
         absolute targets restart at the root and ``..`` stops there."""
-        pending = list(system_parts(system_path))
+        pending = list(system_parts(system_path, windows=False))
         resolved: list[str] = []
         while pending:
             part = pending.pop(0)
@@ -201,7 +202,7 @@ class Linux(Platform):
 
     def read_text(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         try:
-            with open(self.inside(system_path), "rb") as fh:
+            with open_fact(self.inside(system_path)) as fh:
                 return fh.read(limit).decode("utf-8", errors="replace")
         except OSError:
             return None

@@ -28,6 +28,7 @@ from .posix_agent import (AGENT_CONF, AGENT_CONF_IDENTITY_KEYS, AGENT_DIR, AGENT
 from collector.sources import CommandSource, FileSource
 
 from .base import (
+    open_fact,
     AgentInfo, CommandResult, CommandRunner, OSInfo, PatchLevel, Platform, ProcessLister,
     processes_named,
 )
@@ -289,7 +290,7 @@ class MacOS(Platform):
         """A plist's content and "" -- or None and why not (absent is not an error)."""
         file = self.path(system_path)
         try:
-            with open(file, "rb") as fh:
+            with open_fact(file) as fh:
                 data = fh.read(limit + 1)
         except FileNotFoundError:
             return None, ""
@@ -480,7 +481,7 @@ class MacOS(Platform):
         file = self.path(INSTALL_HISTORY_PLIST)
         try:
             size = file.stat().st_size
-            with open(file, "rb") as fh:
+            with open_fact(file) as fh:
                 binary = fh.read(8).startswith(b"bplist")
                 fh.seek(0)
                 if binary:

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 
 from collector.sources import CommandSource, FileSource
 
-from .base import (AgentInfo, CommandRunner, Hotfix, OSInfo, PatchLevel, Platform,
+from .base import (open_fact, AgentInfo, CommandRunner, Hotfix, OSInfo, PatchLevel, Platform,
                    ProcessLister, RegistryReader, processes_named)
 from .winregistry import HiveRegistryReader, WinRegReader, filetime_to_datetime, fold
 
@@ -311,7 +311,7 @@ class Windows(Platform):
 
     def _read_small(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         try:
-            with open(self.path(system_path), "rb") as fh:
+            with open_fact(self.path(system_path)) as fh:
                 return _decode_text(fh.read(limit))
         except OSError:
             return None

@@ -36,6 +36,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
+from .base import open_fact
+
 # --------------------------------------------------------------------------- types
 
 REG_NONE = 0
@@ -340,7 +342,7 @@ class RegfHive:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._file = open(self.path, "rb")
+        self._file = open_fact(self.path)
         try:
             size = os.fstat(self._file.fileno()).st_size
             if size < BASE_BLOCK_SIZE + 32:

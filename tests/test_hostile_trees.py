@@ -405,3 +405,229 @@ def test_every_platforms_user_enumeration_yields_safe_destinations(tmp_path_fact
         for dest in dests:
             for part in dest.split("/"):
                 assert_safe_component(part)
+
+
+# ---------------------------------------------------------------------- what an attack run found
+
+
+def gather_image(root: Path, tmp_path: Path, sources, family="linux", never=(), limits=None,
+                 platform=None):
+    staging = tmp_path / "staging"
+    staging.mkdir(exist_ok=True)
+    platform = platform or TreePlatform(root, sources, never=never, family=family)
+    arts = Gatherer(platform, staging, Redactor(), limits or Limits()).run(platform.sources())
+    return arts, staging
+
+
+def staged_text(staging: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in staging.rglob("*") if p.is_file())
+
+
+def folder(pattern="/var/log/jumpcloud") -> FileSource:
+    return FileSource(pattern, "logs/jc", "agent-logs", recursive=True)
+
+
+def test_a_long_chain_of_links_is_refused_not_a_crash(tmp_path):
+    logs = tmp_path / "root/var/log/jumpcloud"
+    logs.mkdir(parents=True)
+    (logs / "zz-real.log").write_text("2026-11-20 10:00:00 real\n")
+    for i in range(1200):
+        os.symlink(f"l{i + 1:04d}" if i < 1199 else "zz-real.log", logs / f"l{i:04d}")
+    arts, _ = gather_image(tmp_path / "root", tmp_path, [folder()])
+    by_source = {a.source: a for a in arts}
+    assert [a.status for a in arts].count("collected") == 1          # the file, once
+    assert "more than 40 links" in by_source["/var/log/jumpcloud/l0000"].reason
+
+
+def test_names_that_would_collide_with_folders_never_break_the_run(tmp_path):
+    logs = tmp_path / "root/var/log/jumpcloud"
+    (logs / "old").mkdir(parents=True)
+    (logs / "old/inner.log").write_text("inner\n")
+    long_folder = "L" * 200
+    (logs / long_folder).mkdir()
+    (logs / long_folder / "in-long.log").write_text("in long\n")
+    for name in (".gz", "...gz", "old.gz", safe_component(long_folder), "X", "x.GZ"):
+        with gzip.open(logs / name, "wb") if name.lower().endswith(".gz") else open(logs / name, "wb") as fh:
+            fh.write(f"2026-11-20 10:00:00 {name}\n".encode())
+    (logs / "x").mkdir()
+    (logs / "x/y.log").write_text("y\n")
+    arts, staging = gather_image(tmp_path / "root", tmp_path, [folder()])
+    collected = [a for a in arts if a.status == "collected"]
+    assert len(collected) == 9 and len({a.name.casefold() for a in collected}) == 9
+    for a in collected:
+        assert (staging / a.name).is_file()
+
+
+def test_names_too_long_in_bytes_or_paths_too_deep_in_bytes_are_shortened(tmp_path):
+    logs = tmp_path / "root/var/log/jumpcloud"
+    logs.mkdir(parents=True)
+    fd = os.open(logs, os.O_RDONLY)
+    try:
+        for _ in range(18):                      # 255 bytes each: legal, but 4.6 KB in all
+            os.mkdir("用" * 85, dir_fd=fd)
+            nxt = os.open("用" * 85, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with open(os.open("bottom.log", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+            fh.write("2026-11-20 10:00:00 bottom\n")
+    finally:
+        os.close(fd)
+    (logs / ("界" * 76 + "\x01" * 14 + ".log")).write_text("2026-11-20 10:00:00 long\n")
+    try:
+        arts, staging = gather_image(tmp_path / "root", tmp_path, [folder()])
+        collected = [a for a in arts if a.status == "collected"]
+        assert len(collected) == 2
+        for a in collected:
+            assert len(a.name.encode()) <= 1000
+            assert all(len(p.encode()) <= MAX_COMPONENT for p in a.name.split("/"))
+            assert (staging / a.name).is_file()
+    finally:
+        _remove_chain(logs, "用" * 85)
+
+
+def test_a_nul_in_a_never_collect_path_from_jcagent_conf_is_not_a_crash(tmp_path):
+    (tmp_path / "root/var/log").mkdir(parents=True)
+    (tmp_path / "root/var/log/jcagent.log").write_text("2026-11-20 10:00:00 up\n")
+    arts, _ = gather_image(tmp_path / "root", tmp_path,
+                           [FileSource("/var/log/jcagent.log", "logs", "agent-logs")],
+                           never=["/opt/jc/client\x00.key"])
+    assert [a.status for a in arts] == ["collected"]
+
+
+def test_a_source_folder_linked_out_of_its_parent_is_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/shadow").write_text(SHADOW_MARKER + "\n")
+    (root / "var/log").mkdir(parents=True)
+    os.symlink("../../etc", root / "var/log/jumpcloud")
+    arts, staging = gather_image(root, tmp_path, [folder()])
+    assert [a.status for a in arts] == ["skipped"] and "outside /var/log" in arts[0].reason
+    assert SHADOW_MARKER not in staged_text(staging)
+
+
+def test_never_collect_paths_resolve_inside_the_image_through_absolute_links(tmp_path):
+    root = tmp_path / "root"
+    logs = root / "var/log/jumpcloud"
+    logs.mkdir(parents=True)
+    (logs / "agent-identity").write_text("NEVER-COLLECT-KEY-MATERIAL\n")
+    (root / "opt/jc").mkdir(parents=True)
+    os.symlink("/var/log/jumpcloud", root / "opt/jc/certs")        # absolute: means the image's
+    arts, staging = gather_image(root, tmp_path, [folder()], never=["/opt/jc/certs/agent-identity"])
+    assert arts[0].status == "skipped" and "never collected" in arts[0].reason
+    assert "NEVER-COLLECT" not in staged_text(staging)
+
+
+def test_a_hard_linked_file_in_a_log_folder_is_not_read(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/ssl/private").mkdir(parents=True)
+    key = root / "etc/ssl/private/server.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n")
+    (root / "var/log").mkdir(parents=True)
+    os.link(key, root / "var/log/jcagent.log.7")
+    arts, staging = gather_image(root, tmp_path, [FileSource("/var/log/jcagent.log*", "logs", "agent-logs")])
+    assert arts[0].status == "skipped" and "hard-linked" in arts[0].reason
+    assert "MIIEvQ" not in staged_text(staging)
+
+
+def test_windows_never_collect_paths_match_ignoring_case(tmp_path):
+    root = tmp_path / "root"
+    (root / "Windows/Temp").mkdir(parents=True)
+    (root / "Windows/Temp/jcagent.log.identity").write_text("NEVER-COLLECT-KEY-MATERIAL\n")
+    source = FileSource(r"C:\Windows\Temp\jcagent.log.*", "logs/agent", "agent-logs")
+    arts, staging = gather_image(root, tmp_path, [source], family="windows",
+                                 never=[r"C:\WINDOWS\Temp\JCAgent.log.identity"])
+    assert arts[0].status == "skipped" and "never collected" in arts[0].reason
+    assert "NEVER-COLLECT" not in staged_text(staging)
+
+
+@pytest.mark.timeout(60)
+def test_a_gzip_padded_with_a_sparse_terabyte_of_zeros_ends_quickly(tmp_path):
+    root = tmp_path / "root"
+    (root / "var/log").mkdir(parents=True)
+    with open(root / "var/log/jcagent.log.3.gz", "wb") as fh:
+        fh.write(gzip.compress(b"2026-11-20 10:00:00 hi\n"))
+        fh.truncate(fh.tell() + (1 << 40))
+    arts, staging = gather_image(root, tmp_path, [FileSource("/var/log/jcagent.log*", "logs", "agent-logs")],
+                                 limits=Limits(max_file_size=64 * 1024))
+    art = arts[0]
+    assert art.status == "collected" and art.name == "logs/jcagent.log.3"
+    assert any("compressed bytes read" in t for t in art.truncation)
+    assert (staging / art.name).read_text() == "2026-11-20 10:00:00 hi\n"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("planted", ["etc/passwd", "etc/os-release"])
+def test_fact_files_that_are_fifos_do_not_hang_the_run(tmp_path, planted):
+    root = image(tmp_path, {})
+    (root / planted).unlink()
+    os.mkfifo(root / planted)
+    r, review = collect_review(tmp_path, root)
+    assert r.returncode in (0, 3), r.stderr
+    assert one_json(r)["bundle_id"]
+
+
+def test_a_planted_device_is_never_opened(tmp_path, monkeypatch):
+    import collector.gather as gather_mod
+    root = tmp_path / "root"
+    (root / "var/log/jumpcloud").mkdir(parents=True)
+    os.mkfifo(root / "var/log/jumpcloud/fifo.log")
+    (root / "var/log/jumpcloud/ok.log").write_text("ok\n")
+    opened = []
+    real_open = os.open
+
+    def spy(path, flags, *args, **kw):
+        opened.append(os.fsdecode(path))
+        return real_open(path, flags, *args, **kw)
+    monkeypatch.setattr(gather_mod.os, "open", spy)
+    arts, _ = gather_image(root, tmp_path, [folder()])
+    by_source = {a.source.rsplit("/", 1)[1]: a for a in arts}
+    assert by_source["fifo.log"].status == "skipped" and "FIFO" in by_source["fifo.log"].reason
+    assert not any(p.endswith("fifo.log") for p in opened) and any(p.endswith("ok.log") for p in opened)
+
+
+def test_a_crowded_folder_does_not_hide_matching_logs(tmp_path):
+    logs = tmp_path / "root/var/log"
+    logs.mkdir(parents=True)
+    fd = os.open(logs, os.O_RDONLY)
+    try:
+        for i in range(20050):
+            os.close(os.open(f"noise-{i:05d}", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    (logs / "jcagent.log.2").write_text("2026-11-20 10:00:00 rotation\n")
+    arts, _ = gather_image(tmp_path / "root", tmp_path, [FileSource("/var/log/jcagent.log*", "logs", "agent-logs")])
+    assert [(a.source, a.status) for a in arts] == [("/var/log/jcagent.log.2", "collected")]
+
+
+def test_summary_txt_shows_hostile_names_escaped_never_as_lines_or_escapes():
+    from collector.summary import render_text
+    evil = "/var/log/jcagent.log.9\x1b[2J\x1b]0;owned\x07\nLifecycle: OK (forged line)\nX.gz"
+    text = render_text({"bundle_id": "JCD-0000-0000-0000", "created": "2026-12-01",
+                        "collection": {"failed": [{"collector": "agent-logs", "source": evil,
+                                                   "reason": "damaged\u202e"}]}},
+                       {"description": "line one\nline two\x1b[31m"})
+    assert "\x1b" not in text and "\u202e" not in text
+    assert not any(line.startswith("Lifecycle: OK") for line in text.splitlines())
+    assert "line two\\x1b[31m" in text                   # a multi-line description stays readable
+
+
+def test_a_backslash_in_a_macos_home_name_does_not_climb_out_of_users(tmp_path):
+    root = tmp_path / "mac"
+    (root / "Users" / "eve\\..\\..\\srv\\other").mkdir(parents=True)
+    logs = root / "srv/other/Library/Logs/JumpCloud"
+    logs.mkdir(parents=True)
+    (logs / "jc-user-agent.log").write_text("SOMEONE-ELSES-LOG\n")
+    platform = MacOS(root, live=False)
+    sources = [s for s in platform.sources() if isinstance(s, FileSource) and s.user is not None]
+    assert sources and all(s.within.startswith("/Users/eve\\") for s in sources)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    Gatherer(platform, staging, Redactor(), Limits()).run(sources)
+    assert "SOMEONE-ELSES-LOG" not in staged_text(staging)
+
+
+@pytest.mark.parametrize("name, expected", [("CON .txt", "%43ON .txt"), ("aux  .log", "%61ux  .log"),
+                                            ("e\u0301.log", "e%CC%81.log"), ("\u00e9.log", "\u00e9.log"),
+                                            ("a~b", "a%7Eb")])
+def test_names_windows_or_macos_would_mangle_are_encoded(name, expected):
+    assert safe_component(name) == expected
