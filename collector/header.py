@@ -75,7 +75,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     obj: dict = {}
     for key, value in pairs:
         if key in obj:
-            raise HeaderError(key, "the key appears twice")
+            raise HeaderError(shown(key), "the key appears twice")
         obj[key] = value
     return obj
 

@@ -372,3 +372,53 @@ def test_bundle_ids_must_be_exact():
     good = new_bundle_id()
     assert is_bundle_id(good)
     assert not any(is_bundle_id(x) for x in (good + "\n", good.lower(), " " + good, None, [good], good[:-1]))
+
+
+# ----------------------------------------------------------------------------- intake and fetch
+
+
+def test_intake_refuses_a_hostile_header_and_fetch_checks_the_record(tmp_path):
+    """A real intake on 127.0.0.1: the upload of a bundle whose header breaks the schema is
+    refused with 422 and nothing is published; a record whose values are not what fetch
+    expects (a tampered store) is refused in one line, with nothing written."""
+    import hashlib
+
+    from collector.upload import UploadError
+    from tests.transfer_kit import Intake, raw_upload
+
+    good_id, bad_id = new_bundle_id(), new_bundle_id()
+    bad = hostile.simple(tmp_path / "in", name="bad.7z",
+                         edit=lambda h: (set_path(h, "tool", "x"), set_path(h, "bundle_id", bad_id)))
+    good = hostile.simple(tmp_path / "in", name="good.7z", edit=lambda h: set_path(h, "bundle_id", good_id))
+    with Intake(tmp_path / "data") as service:
+        token = service.token("--case", "42")
+        data = bad.read_bytes()
+        with pytest.raises(UploadError) as err:
+            raw_upload(service.url, token, data, {"bundle_id": bad_id, "case_id": "42",
+                                                  "sha256": hashlib.sha256(data).hexdigest()})
+        assert err.value.status == 422 and "invalid header" in str(err.value)
+        assert not (service.data / "store" / "bundles" / bad_id).exists()
+        data = good.read_bytes()
+        raw_upload(service.url, token, data, {"bundle_id": good_id, "case_id": "42",
+                                              "sha256": hashlib.sha256(data).hexdigest()})
+        record_file = service.data / "store" / "bundles" / good_id / "record.json"
+        record = json.loads(record_file.read_text())
+        engineer = service.token_file(tmp_path / "e", "--engineer")
+        got = tmp_path / "got"
+        got.mkdir()
+        for tampered in ({"size": "abc"}, {"sha256": "../../etc"}, {"bundle_id": bad_id}, {"size": True}):
+            record_file.write_text(json.dumps({**record, **tampered}))
+            r = subprocess.run([sys.executable, "-m", "collector", "fetch", good_id, "--server", service.url,
+                                "--token-file", str(engineer), "--to", str(got), "--json"],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            assert "not usable" in json.loads(r.stdout)["error"] and os.listdir(got) == []
+        record_file.write_text(json.dumps(record))
+        r = subprocess.run([sys.executable, "-m", "collector", "fetch", "../x", "--server", service.url,
+                            "--token-file", str(engineer), "--to", str(got)],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and os.listdir(got) == []
+        r = subprocess.run([sys.executable, "-m", "collector", "fetch", good_id, "--server", service.url,
+                            "--token-file", str(engineer), "--to", str(got), "--json"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0 and os.listdir(got) == [f"{good_id}.7z"], r.stderr
