@@ -236,8 +236,8 @@ def check_name(name: object) -> str:
         raise bad("empty name")
     if len(name) > MAX_NAME:
         raise bad(f"name longer than {MAX_NAME} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
-        raise bad("NUL, control or format characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
+        raise bad("NUL, control, format or line-separator characters")
     if "\\" in name:
         raise bad("backslash")
     if name.startswith("/") or _DRIVE.match(name):
