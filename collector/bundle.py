@@ -4,7 +4,9 @@
 read it without a key.  ``payload.7z`` is LZMA2 + 7zAES-256 with encrypted headers,
 the two filters stock 7-Zip opens; its password is the per-bundle secret from
 ``collector.envelope`` (or the admin's password).  7zAES has no MAC, so the header
-carries the payload's SHA-256 and :func:`open_bundle` checks it before extracting.
+carries the payload's SHA-256 and :func:`collector.unpack.open_bundle` checks it
+before decrypting.  Every read of the header goes through :func:`read_header` and
+so through the one schema in :mod:`collector.header`.
 
 Both archives are written under temporary names and renamed when complete, so a
 failed run never leaves a file that looks like a whole bundle.
@@ -14,26 +16,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from . import __version__, sevenzip
+from .header import FORMAT, HEADER_LIMIT, PAYLOAD_NAME, HeaderError, parse_header, shown
 
-FORMAT = "jcdiag-bundle/1"
 HEADER_NAME = "bundle.json"
-PAYLOAD_NAME = "payload.7z"
-HEADER_LIMIT = 1024 * 1024
 #: What the public header says of the payload's compression (see collector.sevenzip).
 COMPRESSION = "LZMA2 (fast, 256 KiB dictionary; already-compressed data stored)"
 _HASH_CHUNK = 1024 * 1024
 
 
 class BundleError(Exception):
-    """A bundle that cannot be written or opened; the message names the file and the fix."""
+    """A bundle that cannot be written or opened; the message names the file and the fix.
+
+    ``kind`` is a stable word for scripts (``--json`` prints it as ``error_kind``):
+    not_found, not_a_bundle, header_invalid, unsupported_format, payload_mismatch,
+    payload_corrupt, wrong_password, needs_password, needs_key, unsafe_entry,
+    extract_cap_exceeded, target_not_empty, io_error.  ``details`` are extra JSON fields.
+    """
+
+    def __init__(self, message: str, kind: str = "bundle_error", **details):
+        super().__init__(message)
+        self.kind = kind
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -114,84 +123,73 @@ def _py7zr():
     return py7zr
 
 
-def _open_outer(path: Path):
+def open_outer(path: Path):
+    """The outer archive, opened for reading (py7zr), or BundleError ``not_a_bundle``."""
     py7zr = _py7zr()
     try:
         return py7zr.SevenZipFile(path, "r")
     except FileNotFoundError:
-        raise BundleError(f"{path}: no such file") from None
-    except (py7zr.Bad7zFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise BundleError(f"{path}: not a jcdiag bundle, or damaged/truncated ({exc})") from None
+        raise BundleError(f"{path}: no such file", "not_found") from None
+    except IsADirectoryError:
+        raise BundleError(f"{path}: is a folder, not a bundle file", "not_a_bundle") from None
+    except PermissionError:
+        raise BundleError(f"{path}: permission denied", "io_error") from None
+    except Exception as exc:  # py7zr raises many types on damaged input
+        raise BundleError(f"{path}: not a jcdiag bundle, or damaged/truncated ({type(exc).__name__})",
+                          "not_a_bundle") from None
+
+
+def outer_entries(outer, path: Path) -> dict:
+    """``{name: entry}`` of the outer archive, which must hold exactly ``bundle.json`` and
+    ``payload.7z``, once each, as regular files.
+
+    Anything else is refused rather than ignored: an extra or repeated entry means
+    the file was not made by ``seal``, and two readers (7-Zip, py7zr) could pick
+    different copies of a repeated name.
+    """
+    entries: dict = {}
+    for entry in outer.files:
+        name = entry.filename
+        if name not in (HEADER_NAME, PAYLOAD_NAME):
+            raise BundleError(f"{path}: unexpected entry {shown(name)} in the outer archive: not a "
+                              f"jcdiag bundle (it holds only {HEADER_NAME} and {PAYLOAD_NAME})",
+                              "not_a_bundle")
+        if name in entries:
+            raise BundleError(f"{path}: {name} appears twice in the outer archive: not a jcdiag bundle",
+                              "not_a_bundle")
+        if entry.is_directory or entry.is_symlink or entry.is_junction or entry.is_socket \
+                or not entry.is_file:
+            raise BundleError(f"{path}: {name} is not a regular file in the outer archive", "not_a_bundle")
+        entries[name] = entry
+    for name in (HEADER_NAME, PAYLOAD_NAME):
+        if name not in entries:
+            raise BundleError(f"{path}: has no {name}: not a jcdiag bundle", "not_a_bundle")
+    return entries
 
 
 def read_header(path: Path | str) -> dict:
-    """The public header of a bundle; no key needed."""
+    """The public header of a bundle, validated by :mod:`collector.header`; no key needed.
+
+    The outer archive must hold exactly ``bundle.json`` and ``payload.7z``; the
+    header's declared size is checked against :data:`HEADER_LIMIT` before a byte of
+    it is read, and the read itself is capped too (a declared size can lie).
+    """
     path = Path(path)
-    try:
-        with _open_outer(path) as outer:
-            if HEADER_NAME not in outer.getnames():
-                raise BundleError(f"{path}: has no {HEADER_NAME}: not a jcdiag bundle")
-            factory = _py7zr().io.BytesIOFactory(HEADER_LIMIT)
+    with open_outer(path) as outer:
+        entry = outer_entries(outer, path)[HEADER_NAME]
+        if entry.uncompressed > HEADER_LIMIT:
+            raise BundleError(f"{path}: {HEADER_NAME} is {entry.uncompressed} bytes; a header has at "
+                              f"most {HEADER_LIMIT}: not a jcdiag bundle", "header_invalid",
+                              field="")
+        try:
+            factory = _py7zr().io.BytesIOFactory(HEADER_LIMIT + 1)
             outer.extract(targets=[HEADER_NAME], factory=factory)
-            data = factory.get(HEADER_NAME).read()
-    except BundleError:
-        raise
-    except Exception as exc:  # py7zr raises many types on damaged input
-        raise BundleError(f"{path}: damaged or truncated bundle ({type(exc).__name__}: {exc})") from None
+            data = factory.get(HEADER_NAME).read(HEADER_LIMIT + 1)
+        except Exception as exc:  # py7zr raises many types on damaged input
+            raise BundleError(f"{path}: damaged or truncated bundle ({type(exc).__name__})",
+                              "not_a_bundle") from None
     try:
-        header = json.loads(data)
-    except ValueError:
-        raise BundleError(f"{path}: {HEADER_NAME} is not valid JSON") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise BundleError(f"{path}: unsupported bundle format {header.get('format') if isinstance(header, dict) else None!r}")
-    return header
-
-
-def extract_payload(path: Path, header: dict, work_dir: Path) -> Path:
-    """Copy ``payload.7z`` out of the bundle into ``work_dir`` and check its SHA-256."""
-    expected = header.get("payload", {})
-    try:
-        with _open_outer(path) as outer:
-            if PAYLOAD_NAME not in outer.getnames():
-                raise BundleError(f"{path}: has no {PAYLOAD_NAME}")
-            outer.extract(path=work_dir, targets=[PAYLOAD_NAME])
-    except BundleError:
-        raise
-    except Exception as exc:
-        raise BundleError(f"{path}: damaged or truncated bundle ({type(exc).__name__}: {exc})") from None
-    payload = work_dir / PAYLOAD_NAME
-    if not payload.is_file():
-        raise BundleError(f"{path}: damaged or truncated bundle (payload missing)")
-    digest, size = sha256_file(payload)
-    if digest != expected.get("sha256") or size != expected.get("size"):
-        raise BundleError(f"{path}: payload SHA-256 does not match the header: the bundle was "
-                          "modified or is incomplete; fetch it again")
-    return payload
-
-
-def extract_encrypted(payload: Path, password: str, to_dir: Path) -> list[str]:
-    """Decrypt and extract the payload into ``to_dir``; the names extracted."""
-    try:
-        with _py7zr().SevenZipFile(payload, "r", password=password) as archive:
-            names = archive.getnames()
-            archive.extractall(path=to_dir)
-    except Exception as exc:  # wrong passwords surface as many different errors
-        raise BundleError("cannot decrypt the payload: wrong key or password "
-                          f"({type(exc).__name__})") from None
-    return names
-
-
-def open_bundle(path: Path | str, to_dir: Path | str,
-                password_for: Callable[[dict], str]) -> tuple[dict, list[str]]:
-    """Verify and extract a bundle; ``password_for(header)`` yields the payload password."""
-    path, to_dir = Path(path), Path(to_dir)
-    header = read_header(path)
-    password = password_for(header)
-    work = Path(tempfile.mkdtemp(prefix="jcdiag-open-"))
-    try:
-        payload = extract_payload(path, header, work)
-        to_dir.mkdir(parents=True, exist_ok=True)
-        names = extract_encrypted(payload, password, to_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return header, names
+        return parse_header(data)
+    except HeaderError as exc:
+        what = "unsupported bundle format" if exc.kind == "unsupported_format" else "invalid header"
+        raise BundleError(f"{path}: {what}: {HEADER_NAME} {exc}", exc.kind, field=exc.field) from None

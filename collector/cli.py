@@ -219,10 +219,18 @@ def _date(text: Optional[str]):
 
 
 def _fail(exc: BaseException, as_json: bool) -> None:
-    message = str(exc) if not isinstance(exc, OSError) else (
-        f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+    """One line (or one JSON object with ``error_kind`` when the error has a kind), exit 1."""
+    if isinstance(exc, click.ClickException):
+        message = exc.format_message()
+    else:
+        message = str(exc) if not isinstance(exc, OSError) else (
+            f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+    message = " ".join(message.split())          # one line, whatever the cause carried
     if as_json:
-        _emit({"error": message, "exit_code": 1})
+        kind = getattr(exc, "kind", None) or ("io_error" if isinstance(exc, OSError) else None)
+        details = getattr(exc, "details", None)
+        _emit({"error": message, **({"error_kind": kind} if kind else {}),
+               **(details if isinstance(details, dict) else {}), "exit_code": 1})
         sys.exit(1)
     raise Fail(message)
 
@@ -466,15 +474,15 @@ def inspect(bundle_path, as_json):
     if as_json:
         _emit(header)
         return
-    payload = header.get("payload", {})
-    click.echo(f"Bundle ID:  {header.get('bundle_id')}")
-    click.echo(f"Created:    {header.get('created')}  by jcdiag {header.get('tool', {}).get('version')}")
+    payload = header["payload"]                 # read_header validated every field printed here
+    click.echo(f"Bundle ID:  {header['bundle_id']}")
+    click.echo(f"Created:    {header['created']}  by {header['tool']['name']} {header['tool']['version']}")
     click.echo(f"Case:       {header.get('case_id') or '-'}")
-    click.echo(f"Payload:    {payload.get('size')} bytes, sha256 {payload.get('sha256')}")
+    click.echo(f"Payload:    {payload['size']} bytes, sha256 {payload['sha256']}")
     if header.get("password_protected"):
         click.echo("Opened by:  password")
     for r in header.get("recipients", []):
-        click.echo(f"Recipient:  {r.get('key_id')} ({r.get('algorithm')})")
+        click.echo(f"Recipient:  {r['key_id']} ({r['algorithm']})")
 
 
 @main.command(name="open")
@@ -484,37 +492,39 @@ def inspect(bundle_path, as_json):
 @click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
               help="File whose first line is the bundle password.")
 @click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Folder to extract into (default: the bundle ID).")
+              help="New or empty folder to extract into (default: ./BUNDLE-ID).")
+@click.option("--max-extract-size", type=SizeType(), default="4G", show_default=True,
+              help="Refuse a payload that declares or writes more than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def open_cmd(bundle_path, key_path, password_file, to_dir, as_json):
-    """Verify a bundle's payload checksum, decrypt it and extract it."""
-    from .bundle import BundleError, open_bundle
-    from .envelope import EnvelopeError, load_private_key, unseal
+def open_cmd(bundle_path, key_path, password_file, to_dir, max_extract_size, as_json):
+    """Verify a bundle's payload checksum, decrypt it and extract it.
+
+    Extraction happens in a private folder next to the target, renamed onto it
+    only when everything checked out; on any failure nothing is left behind.
+    """
+    from .bundle import BundleError
+    from .envelope import EnvelopeError, load_private_key
+    from .unpack import Credentials, open_bundle
 
     if bool(key_path) == bool(password_file):
         raise click.UsageError("give exactly one of --key PEM or --password-file F")
-
-    def password_for(header: dict) -> str:
-        if key_path:
-            return unseal(header.get("recipients", []), load_private_key(key_path))
-        return _read_secret_file(password_file, "password")
-
     try:
-        from .bundle import read_header
-        header = read_header(bundle_path)
-        target = to_dir or Path(header.get("bundle_id", "bundle"))
-        if target.exists() and any(target.iterdir()):
-            raise BundleError(f"{target} is not empty; choose another folder with --to")
-        header, names = open_bundle(bundle_path, target, password_for)
-    except (BundleError, EnvelopeError, OSError) as exc:
+        creds = (Credentials(private_key=load_private_key(key_path)) if key_path
+                 else Credentials(password=_read_secret_file(password_file, "password")))
+        opened = open_bundle(bundle_path, creds, to_dir, max_extract_size)
+    except (BundleError, EnvelopeError, OSError, Fail) as exc:
         _fail(exc, as_json)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: nothing was extracted", err=True)
+        sys.exit(130)
     if as_json:
-        _emit({"bundle_id": header.get("bundle_id"), "to": str(target), "files": len(names),
-               "verified": True})
+        _emit({"bundle_id": opened.header["bundle_id"], "to": str(opened.target), "files": len(opened.names),
+               "bytes": opened.bytes_written, "verified": True})
         return
-    click.echo(f"Verified payload sha256 and extracted {len(names)} entries to {target}")
-    summary = target / "SUMMARY.txt"
-    if summary.exists():
+    click.echo(f"Verified payload sha256 and extracted {len(opened.names)} entries "
+               f"({opened.bytes_written} bytes) to {opened.target}")
+    summary = opened.target / "SUMMARY.txt"
+    if summary.is_file():
         click.echo(f"Read first: {summary}")
 
 

@@ -29,7 +29,16 @@ SECRET_BYTES = 32
 
 
 class EnvelopeError(Exception):
-    """A key or sealed secret that cannot be used; the message says which and why."""
+    """A key or sealed secret that cannot be used; the message says which and why.
+
+    ``kind`` is a stable word for scripts (``key_error``, ``sealed_to_other_keys``,
+    ``header_invalid``); ``details`` are extra fields for ``--json``.
+    """
+
+    def __init__(self, message: str, kind: str = "key_error", **details):
+        super().__init__(message)
+        self.kind = kind
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -116,17 +125,20 @@ def unseal(recipients: list[dict], private_key: rsa.RSAPrivateKey) -> str:
     kid = key_id(private_key.public_key())
     entry = next((r for r in recipients if r.get("key_id") == kid), None)
     if entry is None:
-        known = ", ".join(r.get("key_id", "?")[:16] for r in recipients) or "none"
-        raise EnvelopeError(f"this bundle is not sealed to the given key (key id {kid[:16]}…; "
-                            f"the bundle's recipients: {known})")
+        known = [str(r.get("key_id", "?")) for r in recipients]
+        raise EnvelopeError(f"this bundle is sealed to other keys: the bundle's key ids are "
+                            f"{', '.join(known) or 'none'}; your key's id is {kid}",
+                            "sealed_to_other_keys", bundle_key_ids=known, your_key_id=kid)
     if entry.get("algorithm") != ALGORITHM:
-        raise EnvelopeError(f"unsupported sealing algorithm {entry.get('algorithm')!r}")
+        raise EnvelopeError(f"unsupported sealing algorithm {str(entry.get('algorithm'))[:64]!r} "
+                            f"(this jcdiag uses {ALGORITHM})", "unsupported_format")
     try:
         sealed = base64.b64decode(entry["sealed_secret"], validate=True)
-        secret = private_key.decrypt(sealed, _oaep())
-    except (ValueError, KeyError, TypeError):
-        raise EnvelopeError("the sealed secret in the bundle header is damaged") from None
-    return secret.decode("ascii")
+        secret = private_key.decrypt(sealed, _oaep()).decode("ascii")
+    except (ValueError, KeyError, TypeError):   # UnicodeDecodeError is a ValueError
+        raise EnvelopeError("the sealed secret in the bundle header does not decrypt with your key: "
+                            "the header is damaged", "header_invalid", field="recipients") from None
+    return secret
 
 
 def keygen(prefix: Path | str, bits: int = MIN_RSA_BITS) -> tuple[Path, Path]:

@@ -32,8 +32,9 @@ def new_bundle_id() -> str:
     return "-".join([PREFIX, *groups])
 
 
-def is_bundle_id(text: str) -> bool:
-    return bool(_PATTERN.match(text))
+def is_bundle_id(text: object) -> bool:
+    """True only for the exact canonical form (``$`` alone would let a trailing newline in)."""
+    return isinstance(text, str) and _PATTERN.fullmatch(text) is not None
 
 
 def normalize(text: str) -> str:

@@ -46,7 +46,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from . import __version__
-from .bundle import read_header, sha256_file
+from .bundle import BundleError, read_header, sha256_file
+from .header import HeaderError, check_record
 
 TUS_VERSION = "1.0.0"
 DEFAULT_CHUNK = 8 * 1024 * 1024
@@ -610,8 +611,12 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
     client = TusClient(token, ca_bundle)
     base = server if server.endswith("/") else server + "/"
     record_url = urljoin(base, f"api/v1/bundles/{bundle_id}")
-    record = client.api_get(record_url, f"looking up {bundle_id}")
-    expected, size = str(record.get("sha256", "")), int(record.get("size", -1))
+    try:
+        record = check_record(client.api_get(record_url, f"looking up {bundle_id}"), bundle_id)
+    except HeaderError as exc:
+        raise UploadError(f"the intake's record of {bundle_id} is not usable ({exc}); nothing was "
+                          "downloaded", final=True) from None
+    expected, size = record["sha256"], record["size"]
     to_dir = Path(to_dir)
     to_dir.mkdir(parents=True, exist_ok=True)
     target = to_dir / f"{bundle_id}.7z"
@@ -654,6 +659,15 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
         raise UploadError(f"the downloaded {bundle_id} ({received} bytes, sha256 {digest.hexdigest()}) "
                           f"does not match the intake's record ({size} bytes, sha256 {expected}); "
                           "nothing was kept: run fetch again")
+    try:
+        header_id = read_header(partial)["bundle_id"]
+    except BundleError as exc:
+        partial.unlink(missing_ok=True)
+        raise UploadError(f"the downloaded {bundle_id} is not a usable bundle ({exc}); nothing was kept",
+                          final=True) from None
+    if header_id != bundle_id:
+        partial.unlink(missing_ok=True)
+        raise UploadError(f"the intake sent bundle {header_id} for {bundle_id}; nothing was kept", final=True)
     os.replace(partial, target)
     return Fetched(bundle_id, target, expected, size, record.get("case_id"))
 

@@ -2,8 +2,9 @@ import subprocess
 
 import pytest
 
-from collector.bundle import BundleError, open_bundle, read_header, seal, start_payload
-from collector.envelope import keygen, load_private_key, load_recipient_file, new_secret, unseal
+from collector.bundle import BundleError, read_header, seal, start_payload
+from collector.envelope import keygen, load_private_key, load_recipient_file, new_secret
+from collector.unpack import Credentials, open_bundle
 from collector.ids import new_bundle_id
 from tests.opener import headers_are_encrypted, open_with_stock_tools
 
@@ -63,8 +64,8 @@ def test_header_is_public_and_complete(made):
 def test_open_bundle_roundtrip(made, keys, tmp_path):
     written, _ = made
     key = load_private_key(keys[0])
-    header, names = open_bundle(written.path, tmp_path / "o", lambda h: unseal(h["recipients"], key))
-    assert "SUMMARY.txt" in names and (tmp_path / "o/logs/agent/jcagent.log").exists()
+    opened = open_bundle(written.path, Credentials(private_key=key), tmp_path / "o")
+    assert "SUMMARY.txt" in opened.names and (tmp_path / "o/logs/agent/jcagent.log").exists()
 
 
 def test_tampered_payload_is_refused_before_extracting(made, keys, tmp_path):
@@ -74,10 +75,11 @@ def test_tampered_payload_is_refused_before_extracting(made, keys, tmp_path):
     bad = tmp_path / "bad.7z"
     bad.write_bytes(bytes(data))
     key = load_private_key(keys[0])
+    before = sorted(tmp_path.iterdir())
     with pytest.raises(BundleError) as err:
-        open_bundle(bad, tmp_path / "o", lambda h: unseal(h["recipients"], key))
-    assert "damaged" in str(err.value) or "does not match" in str(err.value)
-    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+        open_bundle(bad, Credentials(private_key=key), tmp_path / "o")
+    assert err.value.kind in ("payload_mismatch", "not_a_bundle")
+    assert sorted(tmp_path.iterdir()) == before                          # no target, no temp folder
 
 
 def test_truncated_bundle_is_refused(made, tmp_path):
@@ -85,13 +87,14 @@ def test_truncated_bundle_is_refused(made, tmp_path):
     bad = tmp_path / "short.7z"
     bad.write_bytes(written.path.read_bytes()[: written.size // 2])
     with pytest.raises(BundleError, match="damaged|truncated|does not match"):
-        open_bundle(bad, tmp_path / "o", lambda h: "x")
+        open_bundle(bad, Credentials(password="x"), tmp_path / "o")
 
 
 def test_wrong_password_is_a_clear_error(made, tmp_path):
     written, _ = made
-    with pytest.raises(BundleError, match="wrong key or password"):
-        open_bundle(written.path, tmp_path / "o", lambda h: "not-the-password")
+    with pytest.raises(BundleError, match="password") as err:      # sealed to a key, not a password
+        open_bundle(written.path, Credentials(password="not-the-password"), tmp_path / "o")
+    assert err.value.kind == "needs_key"
 
 
 def test_not_a_bundle(tmp_path):

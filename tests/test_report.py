@@ -100,10 +100,10 @@ def test_interactive_run_prompts_for_the_report(tmp_path, pub):
     last = [l for l in text.splitlines() if l.strip()][-1]
     assert last.startswith("Bundle ID: JCD-")          # the bundle ID is printed last
     bundle = next(out.glob("JCD-*.7z"))
-    from collector.bundle import open_bundle
-    from collector.envelope import load_private_key, unseal
+    from collector.envelope import load_private_key
+    from collector.unpack import Credentials, open_bundle
     key = load_private_key(str(pub).replace(".pub.pem", ".key.pem"))
-    open_bundle(bundle, tmp_path / "o", lambda h: unseal(h["recipients"], key))
+    open_bundle(bundle, Credentials(private_key=key), tmp_path / "o")
     report = json.loads((tmp_path / "o/report.json").read_text())
     assert report["description"] == "Agent offline since update"
     assert report["severity"] == 1 and report["resources"] == ["group:admins"]
