@@ -225,7 +225,7 @@ def _fail(exc: BaseException, as_json: bool) -> None:
     else:
         message = str(exc) if not isinstance(exc, OSError) else (
             f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
-    message = " ".join(message.split())          # one line, whatever the cause carried
+    message = printable(" ".join(message.split()))   # one line, no terminal escapes from a bundle
     if as_json:
         kind = getattr(exc, "kind", None) or ("io_error" if isinstance(exc, OSError) else None)
         details = getattr(exc, "details", None)
