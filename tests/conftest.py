@@ -18,6 +18,7 @@ def pytest_configure(config):
     # Module- and session-scoped fixtures run before the per-test one below: they get a
     # spool (and run lock) of this test session, never the machine's /var/lib/jcdiag.
     os.environ["JCDIAG_SPOOL"] = os.path.join(_SESSION_STATE, "spool")
+    os.environ["JCDIAG_LOCK_FILE"] = os.path.join(_SESSION_STATE, "jcdiag.lock")
 
 
 def pytest_unconfigure(config):
@@ -26,6 +27,7 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(autouse=True)
 def private_spool(tmp_path, monkeypatch):
-    """Every test gets its own spool (and so its own run lock beside it): tests never touch
-    /var/lib/jcdiag, and two test runs on one machine never contend for the lock."""
+    """Every test gets its own spool and its own run lock: tests never touch /var/lib/jcdiag,
+    and two test runs on one machine never contend for the lock."""
     monkeypatch.setenv("JCDIAG_SPOOL", str(tmp_path / "jcdiag-state" / "spool"))
+    monkeypatch.setenv("JCDIAG_LOCK_FILE", str(tmp_path / "jcdiag-state" / "jcdiag.lock"))
