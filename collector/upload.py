@@ -604,8 +604,11 @@ class _Job:
         with open(self.path, "rb") as fh:
             verified = None
             if self.url is None:
+                # filename and filetype as tus-js-client and Uppy send them: some servers
+                # (tuspyserver) refuse a HEAD on an upload created without a filetype
                 metadata = {"bundle_id": result.bundle_id, "case_id": self.case_id,
-                            "filename": self.path.name, "sha256": result.sha256}
+                            "filename": self.path.name, "filetype": "application/x-7z-compressed",
+                            "sha256": result.sha256}
                 # creation-with-upload: the first chunk rides on the POST
                 first = (self._read(fh, 0) if "creation-with-upload" in info.extensions and result.size
                          else b"")
@@ -721,7 +724,8 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
         raise UploadError(str(exc), final=True) from None
     client = TusClient(token, ca_bundle, session, auth_origin=server)
     base = server if server.endswith("/") else server + "/"
-    record = _bundle_record(client, base, bundle_id, case_id)
+    record = _retrying(lambda: _bundle_record(client, base, bundle_id, case_id), lambda: 0, retry,
+                       lambda exc: str(exc))
     expected, size = record["sha256"], record["size"]
     to_dir = Path(to_dir)
     to_dir.mkdir(parents=True, exist_ok=True)
@@ -734,22 +738,13 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
     partial = to_dir / f".{bundle_id}.{expected[:16]}.partial"
     content_url = urljoin(base, f"api/v1/bundles/{bundle_id}/content") + (
         f"?case={requests.utils.quote(record.get('case_id') or '', safe='')}" if record.get("case_id") else "")
-    kept = partial.stat().st_size if partial.is_file() and not partial.is_symlink() else 0
-    resumed_from, failures, attempts = kept, 0, 0
-    while True:
-        attempts += 1
-        before = _partial_size(partial)
-        try:
-            _download(client, content_url, partial, size, bundle_id, progress)
-            break
-        except UploadError as exc:
-            if exc.final:
-                raise
-            failures = 1 if _partial_size(partial) > before else failures + 1
-            if failures > retry.max_failures or attempts >= FETCH_ATTEMPTS * 4:
-                raise UploadError(f"{exc}; {_partial_size(partial)} of {size} bytes are kept in {partial}: "
-                                  "run fetch again to resume") from None
-            time.sleep(retry.delay(failures, exc.retry_after))
+    if partial.is_symlink() or partial.exists() and not partial.is_file():
+        raise UploadError(f"{partial} is not a regular file; remove it", final=True)
+    resumed_from = _partial_size(partial)
+    attempts = _retrying(lambda: _download(client, content_url, partial, size, bundle_id, progress),
+                         lambda: _partial_size(partial), retry,
+                         lambda exc: (f"{exc}; {_partial_size(partial)} of {size} bytes are kept in "
+                                      f"{partial}: run fetch again to resume"), count=True)
     digest, received = sha256_file(partial)
     if digest != expected or received != size:
         partial.unlink(missing_ok=True)
@@ -759,6 +754,29 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
     os.replace(partial, target)
     return Fetched(bundle_id, target, expected, size, record.get("case_id"), resumed_from=resumed_from,
                    attempts=attempts)
+
+
+def _retrying(step: Callable[[], Any], progress: Callable[[], int], retry: RetryPolicy,
+              give_up: Callable[[UploadError], str], count: bool = False) -> Any:
+    """Run ``step`` until it works, backing off after failures that made no progress.
+
+    Returns what ``step`` returns (or, with ``count``, how many tries it took);
+    a final error, or too many failures in a row, raises with ``give_up``'s words.
+    """
+    failures = attempts = 0
+    while True:
+        attempts += 1
+        before = progress()
+        try:
+            value = step()
+            return attempts if count else value
+        except UploadError as exc:
+            if exc.final:
+                raise
+            failures = 1 if progress() > before else failures + 1
+            if failures > retry.max_failures or attempts >= FETCH_ATTEMPTS * 4:
+                raise UploadError(give_up(exc)) from None
+            time.sleep(retry.delay(failures, exc.retry_after))
 
 
 def _partial_size(path: Path) -> int:

@@ -448,7 +448,7 @@ def test_fetch_picks_the_case_and_resumes_with_range_after_cuts(intake, pub, tmp
     assert bad.returncode == 1 and "does not match" in bad.stderr and list(to.iterdir()) == []
 
     # cuts in the middle of the download: resumed in the same run
-    proxy = FaultProxy([intake.port], cuts=3, up_window=1 << 30, down_window=len(want), seed=3)
+    proxy = FaultProxy([intake.port], cuts=3, down_window=len(want), seed=3, down_share=1.0)
     try:
         fetched = fetch_bundle(proxy.url, engineer.read_text().strip(), bid, tmp_path / "cut", case_id="C-1",
                                retry=FAST)

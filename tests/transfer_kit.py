@@ -111,8 +111,9 @@ class Intake:
         path.write_text(self.token(*args) + "\n")
         return path
 
-    def get(self, path: str, token: Optional[str] = None, **kw) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def get(self, path: str, token: Optional[str] = None, headers: Optional[dict] = None,
+            **kw) -> requests.Response:
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         return requests.get(self.url + path, headers=headers, timeout=10, **kw)
 
     def stats(self, engineer_token: str) -> dict:
@@ -156,13 +157,14 @@ class FaultProxy:
 
     def __init__(self, upstreams: list[int], cuts: int = 0, up_window: int = 100_000,
                  down_window: int = 600, rate: Optional[float] = None, seed: Optional[int] = None,
-                 port: int = 0):
+                 port: int = 0, down_share: float = 0.3):
         self.upstreams = upstreams
         self.cuts_wanted = cuts
         self.cuts_done = 0
         self.up_window, self.down_window = up_window, down_window
         self.rate = rate
         self.random = random.Random(seed)
+        self.down_share = down_share             # the share of cuts made in server-to-client data
         self.lock = threading.Lock()
         self.connections = 0
         self.sock = socket.socket()
@@ -182,7 +184,7 @@ class FaultProxy:
             self.connections += 1
             if self.cuts_done >= self.cuts_wanted:
                 return None, 0
-            if self.random.random() < 0.7:
+            if self.random.random() >= self.down_share:
                 return "up", self.random.randint(1, self.up_window)
             return "down", self.random.randint(1, self.down_window)
 
