@@ -45,6 +45,17 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop_process(proc: Optional[subprocess.Popen]) -> None:
+    """Terminate a server this test started (kill it if it does not go within 10 s)."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def jcdiag(*args, env: Optional[dict] = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     """The real console entry point, as scripts and MDM run it."""
     return subprocess.run([sys.executable, "-m", "collector", *map(str, args)], capture_output=True,
@@ -94,13 +105,7 @@ class Intake:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def token(self, *args) -> str:
         r = jcdiag("intake", "token", "--data", self.data, *args)
@@ -418,13 +423,7 @@ class TuspyServer:
         return (self.workdir / "files" / upload_url.rstrip("/").rsplit("/", 1)[-1]).read_bytes()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def __enter__(self) -> "TuspyServer":
         return self.start()
