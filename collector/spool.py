@@ -275,7 +275,8 @@ class SpoolEntry:
     def load(self) -> SpoolState:
         """The validated state; :class:`DamagedState` when it cannot be trusted."""
         try:
-            with open(self.state_path, "rb") as fh:
+            fd = os.open(self.state_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as fh:
                 raw = fh.read(STATE_LIMIT + 1)
         except FileNotFoundError:
             raise SpoolError(f"{self.dir}: no longer in the spool") from None

@@ -960,16 +960,21 @@ def send_entry(entry, offer: Offer = Offer(), server_info: Optional[ServerInfo] 
                                     sha256=state.sha256, size=state.size, spooled=str(entry.dir),
                                     error=state.last_error)
             problem = entry.check_bundle(state)
+            bundle = entry.dir / state.filename
+            if not problem and sha256_file(bundle)[0] != state.sha256:
+                problem = f"the bundle file {bundle} changed since it was spooled (its sha256 differs)"
             if problem:
                 entry.hold(problem)
                 return held(state, problem)
-            bundle = entry.dir / state.filename
             if not state.server:
                 return held(state, "no server is known for this spooled bundle: give --server URL to "
                                    "jcdiag upload --pending")
 
             def remember(url: Optional[str], offset: int) -> None:
-                entry.update(tus_url=url, offset=offset)
+                try:
+                    entry.update(tus_url=url, offset=offset)
+                except OSError:
+                    pass        # a full disk: the server's own offset (HEAD) is the truth anyway
 
             info = server_info if server_info is not None and server_info.server == state.server else None
             try:

@@ -517,3 +517,56 @@ def test_upload_fetch_and_spool_do_not_take_the_run_lock(intake, tmp_path, env):
         engineer = intake.token_file(tmp_path / "e.tok", "--engineer")
         r = jcdiag("fetch", "JCD-0000-0000-0000", "--server", intake.url, "--token-file", engineer, env=env)
         assert r.returncode == 1 and "no finished bundle" in r.stderr        # refused by the server, not the lock
+
+
+# --------------------------------------------------------------------------- backoff and odd spool files
+
+
+def test_a_scheduled_run_waits_out_the_backoff_an_explicit_one_does_not(pub, tmp_path):
+    from collector.upload import send_pending
+
+    bundle = bundle_for(tmp_path, pub, "K-1")
+    spool = Spool(tmp_path / "spool")
+    down = f"http://127.0.0.1:{free_port()}/"
+    spool.add(bundle["path"], server=down)
+    (first,) = send_pending(spool, retry=FAST, deadline=1)
+    assert first.status == "failed" and first.sendable_failure
+    state = spool.get(bundle["bundle_id"]).load()
+    assert state.attempts == 1 and state.next_attempt_ts > time.time() + 20      # backed off
+    (waiting,) = send_pending(spool, retry=FAST, deadline=1, due_only=True)
+    assert waiting.status == "deferred" and spool.get(bundle["bundle_id"]).load().attempts == 1
+    fake = FakeTus()
+    try:
+        from collector.upload import Offer
+        spool.get(bundle["bundle_id"]).update(server=fake.url)
+        (sent,) = send_pending(spool, Offer(), retry=FAST)        # upload --pending: now
+    finally:
+        fake.close()
+    assert sent.ok and spool.views() == []
+
+
+def test_a_bundle_changed_in_the_spool_or_a_linked_state_file_is_held_not_sent(pub, tmp_path):
+    from collector.upload import send_pending
+
+    a = bundle_for(tmp_path, pub, "K-2", "a")
+    b = bundle_for(tmp_path, pub, "K-2", "b")
+    spool = Spool(tmp_path / "spool")
+    fake = FakeTus()
+    try:
+        changed = spool.add(a["path"], server=fake.url)
+        path = changed.dir / Path(a["path"]).name
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.unlink()                                       # (a hard link to the output: replace it)
+        path.write_bytes(bytes(data))
+        linked = spool.add(b["path"], server=fake.url)
+        outside = tmp_path / "elsewhere.json"
+        outside.write_text(linked.state_path.read_text())
+        linked.state_path.unlink()
+        linked.state_path.symlink_to(outside)
+        results = {r.bundle_id: r for r in send_pending(spool, retry=FAST)}
+    finally:
+        fake.close()
+    assert results[a["bundle_id"]].status == "held" and "changed since it was spooled" in results[a["bundle_id"]].error
+    assert results[b["bundle_id"]].status == "held" and "unreadable" in results[b["bundle_id"]].error
+    assert fake.uploads == {}                               # nothing of either reached the server
