@@ -881,7 +881,7 @@ def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Opti
     from where it is; the result then says it was not spooled.  ``send_now=False``
     only queues it (the server is known to be unreachable).
     """
-    from .spool import Spool, SpoolError
+    from .spool import Spool, SpoolBusy, SpoolError
 
     header = read_header(bundle_path)
     if case_id and header.get("case_id") and case_id != header["case_id"]:
@@ -893,6 +893,10 @@ def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Opti
     ca = ca_bundle or (server.ca_bundle if isinstance(server, ServerInfo) else None)
     try:
         entry = spool.add(bundle_path, server=server_url, case_id=case_id, token=token, ca_bundle=ca)
+    except SpoolBusy as exc:                  # another run is sending this very bundle: leave it to it
+        sha256, size = sha256_file(bundle_path)
+        return UploadResult(header["bundle_id"], str(bundle_path), "failed", sha256=sha256, size=size,
+                            error=str(exc), spooled=str(spool.root / header["bundle_id"]), busy=True)
     except (SpoolError, OSError) as exc:
         why = (f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename
                else (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)))

@@ -570,3 +570,28 @@ def test_a_bundle_changed_in_the_spool_or_a_linked_state_file_is_held_not_sent(p
     assert results[a["bundle_id"]].status == "held" and "changed since it was spooled" in results[a["bundle_id"]].error
     assert results[b["bundle_id"]].status == "held" and "unreadable" in results[b["bundle_id"]].error
     assert fake.uploads == {}                               # nothing of either reached the server
+
+
+def test_an_intake_without_a_token_fails_before_collecting(intake, tmp_path, env):
+    root = HOSTS["linux"](tmp_path / "root")
+    started = time.monotonic()
+    r = jcdiag("collect", "--root", root, "--platform", "linux", "--server", intake.url, "--upload",
+               "--output", tmp_path / "out", "--json", "--yes", env=env)
+    assert r.returncode == 1 and "need its upload token" in one_json(r)["error"]
+    assert time.monotonic() - started < 20 and not (tmp_path / "out").exists()
+
+
+def test_a_bundle_another_run_is_sending_is_left_to_it(pub, tmp_path):
+    from collector.upload import deliver
+
+    bundle = bundle_for(tmp_path, pub, "K-3")
+    spool = Spool(tmp_path / "spool")
+    fake = FakeTus()
+    try:
+        entry = spool.add(bundle["path"], server=fake.url)
+        with entry.locked():
+            result = deliver(bundle["path"], fake.url, None, spool=spool, retry=FAST)
+    finally:
+        fake.close()
+    assert result.busy and not result.sendable_failure and "another jcdiag run" in result.error
+    assert fake.uploads == {}
