@@ -219,16 +219,16 @@ def _printable(value: Any) -> Optional[str]:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def held_action(state: Optional[SpoolState], reason: str) -> str:
-    """What an admin does about a held entry, in one sentence."""
-    bid = state.bundle_id if state else "ID"
+def held_action(bid: str, state: Optional[SpoolState]) -> str:
+    """What an admin does about the held entry ``bid`` (``state`` None: damaged), in one sentence."""
     if state is None:
         return f"jcdiag spool drop {bid} removes it (its bundle, if intact, can be uploaded again by file)"
     if state.held_status in AUTH_STATUSES:
         return (f"get a valid upload token for case {state.case_id or '?'} and run: jcdiag spool retry "
                 f"{bid} --token-file F (or jcdiag upload --pending --token-file F)")
     if state.held_status is None:
-        return f"jcdiag spool drop {bid} removes it"
+        return (f"if you still have {state.filename}, jcdiag upload FILE --server {state.server or 'URL'} "
+                f"puts it back; else jcdiag spool drop {bid} removes it")
     return f"fix the cause, then jcdiag spool retry {bid}; or jcdiag spool drop {bid}"
 
 
@@ -385,7 +385,7 @@ class EntryView:
                                     .replace(microsecond=0).isoformat()
                                     if self.state.next_attempt_ts else None)
         if self.status == HELD:
-            data["action"] = held_action(self.state, self.reason or "")
+            data["action"] = held_action(self.bundle_id, self.state)
         return data
 
 

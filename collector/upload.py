@@ -941,7 +941,7 @@ def send_entry(entry, offer: Offer = Offer(), server_info: Optional[ServerInfo] 
         return UploadResult(entry.bundle_id, str(entry.dir / state.filename) if state else str(entry.dir),
                             "held", error=reason, sha256=state.sha256 if state else "",
                             size=state.size if state else 0, spooled=str(entry.dir), final=True,
-                            http_status=status, action=held_action(state, reason))
+                            http_status=status, action=held_action(entry.bundle_id, state))
 
     try:
         with entry.locked():
@@ -997,7 +997,7 @@ def send_entry(entry, offer: Offer = Offer(), server_info: Optional[ServerInfo] 
             if result.final and (result.http_status in HOLD_STATUSES or result.http_status is None
                                  and "collected for case" in (result.error or "")):
                 state = entry.hold(result.error or "refused", result.http_status)
-                result.status, result.action = "held", held_action(state, result.error or "")
+                result.status, result.action = "held", held_action(entry.bundle_id, state)
             else:
                 entry.failed_attempt(result.error or "failed")
             return result
