@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -668,6 +669,7 @@ def terminate(url: str, token: Optional[str], ca_bundle: Optional[str] = None) -
 
 
 FETCH_ATTEMPTS = 8
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")      # also names the partial file: hex only, never a path
 
 
 @dataclass
@@ -692,9 +694,14 @@ def _bundle_record(client: TusClient, base: str, bundle_id: str, case_id: Option
         cases = [str(m.get("case_id")) for m in data.get("matches", []) if isinstance(m, dict)][:20]
         raise UploadError(f"bundle ID {bundle_id} exists in several cases ({', '.join(cases) or '?'}): "
                           "give --case ID to choose one", final=True, status=409)
-    record = client.check(reply, url, f"looking up {bundle_id}").json()
+    try:
+        record = client.check(reply, url, f"looking up {bundle_id}").json()
+    except UploadError as exc:
+        if exc.status is None:                  # an answer, but not a record: retrying will not help
+            raise UploadError(f"looking up {bundle_id} at {_origin(url)}: {exc}", final=True) from None
+        raise
     sha256, size = record.get("sha256"), record.get("size")
-    if not isinstance(sha256, str) or len(sha256) != 64 or isinstance(size, bool) \
+    if not isinstance(sha256, str) or not _SHA256_HEX.match(sha256) or isinstance(size, bool) \
             or not isinstance(size, int) or size < 0:
         raise UploadError(f"the intake's record of {bundle_id} has no valid sha256 and size", final=True)
     if case_id and record.get("case_id") != case_id:

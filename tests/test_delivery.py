@@ -595,3 +595,43 @@ def test_a_bundle_another_run_is_sending_is_left_to_it(pub, tmp_path):
         fake.close()
     assert result.busy and not result.sendable_failure and "another jcdiag run" in result.error
     assert fake.uploads == {}
+
+
+@pytest.mark.parametrize("record", [
+    {"sha256": "../../../../../../../../../../../../../../../../../../../../../../tmp/x", "size": 1},
+    {"sha256": "A" * 64, "size": 1},
+    {"sha256": "a" * 64, "size": -1},
+    {"sha256": "a" * 64, "size": True},
+    ["not", "an", "object"],
+])
+def test_fetch_refuses_a_hostile_record_and_writes_nothing(tmp_path, record):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from collector.upload import UploadError
+
+    asked = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            asked.append(self.path)
+            body = json.dumps(record).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(UploadError):
+            fetch_bundle(f"http://127.0.0.1:{server.server_address[1]}", "t", "JCD-0000-0000-0001",
+                         tmp_path / "to", retry=FAST)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == ["/api/v1/bundles/JCD-0000-0000-0001"]        # refused before any download
+    assert not (tmp_path / "to").exists() and list(tmp_path.iterdir()) == []
