@@ -326,7 +326,8 @@ def _prepare_server(opts: CollectOptions, warnings: list[str]):
         if exc.final and not exc.unreachable:
             raise CollectError(f"{exc}") from None
         _offline_recipients(opts, exc)
-        warnings.append(f"{exc}; the bundle will wait in the spool (jcdiag upload --pending sends it)")
+        warnings.append(f"{exc}; the bundle will wait in the spool (jcdiag upload --pending sends it)"
+                        if opts.upload else f"{exc}; sealed without asking the server for its keys")
         return None, str(exc)
     if info.is_intake and opts.upload and not opts.token:
         raise CollectError(f"{opts.server} is a jcdiag intake: uploads need its upload token for the "

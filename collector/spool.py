@@ -516,8 +516,18 @@ class Spool:
     def enforce_caps(self, keep: Optional[str] = None) -> list[str]:
         """Drop entries past the age cap, then the oldest until under the size cap; IDs dropped."""
         dropped = []
-        entries = self.entries()
         now = time.time()
+        for view in self.views():               # a damaged entry goes by its folder's age
+            if view.state is None and view.bundle_id != keep and _older(view.entry.dir, now - self.max_age):
+                try:
+                    with view.entry.locked():
+                        view.entry.remove()
+                except SpoolError:
+                    continue
+                dropped.append(view.bundle_id)
+                log.warning("dropped damaged spooled entry %s (older than %g days): %s", view.bundle_id,
+                            self.max_age / 86400, view.reason)
+        entries = self.entries()
         total = sum(_entry_bytes(e) for e in entries)
         for entry in entries:
             if entry.bundle_id == keep:
@@ -589,6 +599,13 @@ class Spool:
 
 def _safe_name(name: str, bundle_id: str) -> str:
     return name if _FILENAME.match(name) and name not in (STATE, LOCK) else f"{bundle_id}.7z"
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False
 
 
 def _entry_bytes(entry: SpoolEntry) -> int:

@@ -450,12 +450,14 @@ def test_fetch_picks_the_case_and_resumes_with_range_after_cuts(intake, pub, tmp
     # cuts in the middle of the download: resumed in the same run
     proxy = FaultProxy([intake.port], cuts=3, down_window=len(want), seed=3, down_share=1.0)
     try:
-        fetched = fetch_bundle(proxy.url, engineer.read_text().strip(), bid, tmp_path / "cut", case_id="C-1",
-                               retry=FAST)
+        cut = jcdiag("fetch", bid, "--case", "C-1", "--server", proxy.url, "--token-file", engineer,
+                     "--to", tmp_path / "cut", "--json")
     finally:
         proxy.close()
-    assert fetched.path.read_bytes() == want and fetched.case_id == "C-1"
-    assert proxy.cuts_done >= 1 and fetched.attempts > 1
+    assert cut.returncode == 0, cut.stderr
+    assert Path(one_json(cut)["path"]).read_bytes() == want and one_json(cut)["case_id"] == "C-1"
+    assert proxy.cuts_done >= 1
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == [f"{bid}.7z"]     # no partial left
 
 
 # --------------------------------------------------------------------------- 20 cuts, a mixed spool
@@ -635,3 +637,18 @@ def test_fetch_refuses_a_hostile_record_and_writes_nothing(tmp_path, record):
         server.server_close()
     assert asked == ["/api/v1/bundles/JCD-0000-0000-0001"]        # refused before any download
     assert not (tmp_path / "to").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_entry_is_dropped_by_the_age_cap_like_any_other(pub, tmp_path, caplog):
+    import logging
+
+    bundle = bundle_for(tmp_path, pub, "K-4")
+    spool = Spool(tmp_path / "spool", max_age=3600)
+    entry = spool.add(bundle["path"])
+    entry.state_path.write_text("[]")
+    assert spool.enforce_caps() == []                                  # young: kept, and listed as held
+    old = time.time() - 7200
+    os.utime(entry.dir, (old, old))
+    with caplog.at_level(logging.WARNING, logger="jcdiag.spool"):
+        assert spool.enforce_caps() == [bundle["bundle_id"]]
+    assert "damaged" in caplog.text and not entry.dir.exists()
