@@ -35,11 +35,12 @@ import os
 import random
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -275,8 +276,12 @@ class SpoolEntry:
     def load(self) -> SpoolState:
         """The validated state; :class:`DamagedState` when it cannot be trusted."""
         try:
-            fd = os.open(self.state_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # no link, and no waiting on a FIFO someone put in its place
+            fd = os.open(self.state_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
             with os.fdopen(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    raise DamagedState(f"{self.state_path}: not a regular file")
                 raw = fh.read(STATE_LIMIT + 1)
         except FileNotFoundError:
             raise SpoolError(f"{self.dir}: no longer in the spool") from None
@@ -331,8 +336,7 @@ class SpoolEntry:
             return f"the bundle file {path} is missing"
         except OSError as exc:
             return f"the bundle file {path} cannot be read ({exc.strerror or exc})"
-        import stat as stat_mod
-        if not stat_mod.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             return f"{path} is not a regular file (a link or a folder); it is not sent"
         if st.st_size != state.size:
             return (f"the bundle file {path} is {st.st_size} bytes, not the {state.size} it had when "

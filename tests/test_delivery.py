@@ -547,6 +547,7 @@ def test_a_scheduled_run_waits_out_the_backoff_an_explicit_one_does_not(pub, tmp
     assert sent.ok and spool.views() == []
 
 
+@pytest.mark.timeout(60)
 def test_a_bundle_changed_in_the_spool_or_a_linked_state_file_is_held_not_sent(pub, tmp_path):
     from collector.upload import send_pending
 
@@ -566,11 +567,16 @@ def test_a_bundle_changed_in_the_spool_or_a_linked_state_file_is_held_not_sent(p
         outside.write_text(linked.state_path.read_text())
         linked.state_path.unlink()
         linked.state_path.symlink_to(outside)
+        c = bundle_for(tmp_path, pub, "K-2", "c")
+        fifo = spool.add(c["path"], server=fake.url)
+        fifo.state_path.unlink()
+        os.mkfifo(fifo.state_path)                          # reading it must not wait forever
         results = {r.bundle_id: r for r in send_pending(spool, retry=FAST)}
     finally:
         fake.close()
     assert results[a["bundle_id"]].status == "held" and "changed since it was spooled" in results[a["bundle_id"]].error
     assert results[b["bundle_id"]].status == "held" and "unreadable" in results[b["bundle_id"]].error
+    assert results[c["bundle_id"]].status == "held" and "not a regular file" in results[c["bundle_id"]].error
     assert fake.uploads == {}                               # nothing of either reached the server
 
 
