@@ -67,12 +67,21 @@ def _human_seconds(seconds: float) -> str:
 # --------------------------------------------------------------------------- one run at a time
 
 
-def default_lock_path() -> Path:
-    """Next to the spool: system-wide for root/Administrator (so every scheduled run shares
-    it), per user otherwise — ``/var/lib/jcdiag/jcdiag.lock`` for root on Linux."""
-    from .spool import default_spool_dir
+LOCK_ENV = "JCDIAG_LOCK_FILE"
 
-    return default_spool_dir().parent / LOCK_NAME
+
+def default_lock_path() -> Path:
+    """In jcdiag's state folder: system-wide for root/Administrator (so every scheduled run
+    shares it), per user otherwise — ``/var/lib/jcdiag/jcdiag.lock`` for root on Linux.
+
+    It does not follow ``JCDIAG_SPOOL``: moving the spool must not let two live
+    collections run at once.  ``$JCDIAG_LOCK_FILE`` moves it on purpose (tests do).
+    """
+    from .spool import default_state_dir
+
+    if os.environ.get(LOCK_ENV):
+        return Path(os.environ[LOCK_ENV])
+    return default_state_dir() / LOCK_NAME
 
 
 def _holder_pid(fd: int) -> Optional[int]:

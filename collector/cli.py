@@ -189,7 +189,9 @@ def collect(ctx, case_id, upload, server, token_file, output, recipients, passwo
             report=report, attachments=list(attachments), review=review, as_of=as_of_date,
             server=server, token=token, upload=upload, online_url=None, spool=_spool(settings),
             obfuscate=obfuscate or map_file is not None, map_file=map_file, keywords=list(keywords))
-        result = _as_scheduled(settings, lambda: run_collect(opts, _progress(as_json or quiet)))
+        # the run lock guards live collections only: --root and --review touch nothing another run owns
+        result = _as_scheduled(settings, lambda: run_collect(opts, _progress(as_json or quiet)),
+                               take_lock=root is None and review is None)
     except (CollectError, EnvelopeError, BundleError, OSError, AutomationStop) as exc:
         _fail(exc, as_json)
     except KeyboardInterrupt:
@@ -250,15 +252,18 @@ def _spool(settings):
     return Spool(settings.get("spool_dir"), settings.get("spool_max_size"), settings.get("spool_max_age"))
 
 
-def _as_scheduled(settings, work):
-    """One run at a time, at low priority when asked (or not on a terminal), within --max-runtime."""
+def _as_scheduled(settings, work, take_lock: bool = True):
+    """One live collection at a time, at low priority when asked (or not on a terminal), within
+    --max-runtime.  ``take_lock`` is False for --root and --review runs (nothing shared)."""
+    from contextlib import nullcontext
+
     from .automation import AlreadyRunning, RuntimeLimitExceeded, lower_priority, runtime_limit, \
         single_run_lock
 
     if settings.get("low_priority"):
         lower_priority()
     try:
-        with single_run_lock(), runtime_limit(settings.get("max_runtime")):
+        with single_run_lock() if take_lock else nullcontext(), runtime_limit(settings.get("max_runtime")):
             return work()
     except AlreadyRunning as exc:
         raise AutomationStop(str(exc)) from None
@@ -296,13 +301,16 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
         if up:
             if up["status"] == "uploaded":
                 click.echo(f"Uploaded to case {result.summary.get('case_id') or '-'}: server verified sha256")
-            else:
+            elif up.get("spooled"):
                 click.echo(f"Upload failed: {up['error']}", err=True)
                 click.echo(f"The bundle is kept and spooled ({up.get('spooled')}); "
                            "`jcdiag upload --pending` sends it later.", err=True)
+            else:
+                click.echo(f"Upload failed: {up['error']}", err=True)
         for p in data["pending_uploads"]:
             click.echo(f"Spooled bundle {p['bundle_id']}: {p['status']}"
-                       + (f" ({p['error']})" if p.get("error") else ""))
+                       + (f" ({p['error']})" if p.get("error") else "")
+                       + (f"; {p['action']}" if p.get("action") else ""))
         if result.exit_code == 5:
             click.echo("Nothing could be collected: is the agent installed, and are you root/Administrator?")
     if result.path or result.review:
@@ -532,7 +540,8 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 from .cli_transfer import fetch, intake_group, upload  # noqa: E402
-for _command in (upload, fetch, intake_group):
+from .cli_spool import spool_group  # noqa: E402
+for _command in (upload, fetch, intake_group, spool_group):
     main.add_command(_command)
 from .cli_config import config_group  # noqa: E402
 main.add_command(config_group)

@@ -42,10 +42,14 @@ def _byte_progress(label: str, silent: bool):
 @click.argument("bundles", nargs=-1, type=click.Path(dir_okay=False), metavar="[BUNDLE]...")
 @click.option("--pending", is_flag=True, help="Send every bundle waiting in the spool.")
 @click.option("--server", metavar="URL", envvar="JCDIAG_SERVER",
-              help="Intake base URL (tus at URL/files/), or any tus endpoint. Env: JCDIAG_SERVER.")
+              help="Intake base URL (tus at URL/files/), or any tus endpoint, used exactly as given. "
+                   "With --pending: only for spooled bundles that have no server. Env: JCDIAG_SERVER.")
 @click.option("--token-file", type=click.Path(dir_okay=False), metavar="F", envvar="JCDIAG_TOKEN_FILE",
-              help="File whose first line is the upload token for the case. Env: JCDIAG_TOKEN_FILE.")
-@click.option("--case", "case_id", metavar="ID", help="Support case (default: the one in the bundle).")
+              help="File whose first line is the upload token for the case (not needed by a plain tus "
+                   "server). With --pending: used only for spooled bundles of the token's case, or with "
+                   "no token. Env: JCDIAG_TOKEN_FILE.")
+@click.option("--case", "case_id", metavar="ID", help="Support case (default: the one in the bundle, or "
+                                                       "the token's).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--chunk-size", type=SizeType(), default="8M", hidden=True)
 @click.option("--deadline", type=float, default=3600.0, hidden=True,
@@ -58,11 +62,15 @@ def upload(ctx, bundles, pending, server, token_file, case_id, as_json, chunk_si
 
     Uploads resume where they stopped (tus), so a cut connection, a sleeping
     laptop or a killed run never sends a bundle twice in full.  A bundle leaves
-    the spool only when the server has confirmed the whole file's SHA-256.
+    the spool only when the server has confirmed it.  A permanent refusal (401,
+    403, 404, 410, 413, 422) or a missing bundle file holds a spooled bundle
+    instead of retrying it forever: see `jcdiag spool list`.  With --pending,
+    exit 0 means everything sendable went (held bundles are reported, with what
+    to do); 4 that something sendable could not be sent.
     """
     from .bundle import BundleError, read_header
     from .spool import SpoolError
-    from .upload import deliver, send_pending
+    from .upload import Offer, deliver, send_pending, token_case
     from .cli import _spool
     from .cli_config import command_settings
 
@@ -74,35 +82,44 @@ def upload(ctx, bundles, pending, server, token_file, case_id, as_json, chunk_si
         raise click.UsageError("give BUNDLE files to upload, or --pending to send what waits in the spool")
     if bundles and not server:
         raise click.UsageError("--server URL is needed to upload a BUNDLE (or set JCDIAG_SERVER)")
-    if bundles and not token_file:
-        raise click.UsageError("--token-file F is needed to upload a BUNDLE (or set JCDIAG_TOKEN_FILE)")
     if chunk_size <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--chunk-size")
     results = []
+    spool = _spool(settings)
     try:
         token = _token(token_file)
         for path in bundles:
             read_header(path)                       # a bad file fails before anything is sent
-        spool = _spool(settings)
         for path in bundles:
             results.append(deliver(path, server, token, case_id, spool=spool, chunk_size=chunk_size,
                                    deadline=deadline,
                                    progress=_byte_progress(f"Uploading {Path(path).name}", as_json)))
         if pending:
             sent = frozenset(r.bundle_id for r in results)
-            results.extend(send_pending(spool, token=token, server=server, chunk_size=chunk_size,
-                                        deadline=deadline, skip=sent,
+            offer = Offer(token=token, case_id=case_id or token_case(token), server=server)
+            results.extend(send_pending(spool, offer, chunk_size=chunk_size, deadline=deadline, skip=sent,
                                         progress_for=lambda bid: _byte_progress(f"Uploading {bid}", as_json)))
     except (BundleError, SpoolError, OSError) as exc:
         _fail(exc, as_json)
-    exit_code = EXIT_OK
-    if any(not r.ok for r in results):
-        exit_code = EXIT_UPLOAD if all(r.ok or r.spooled for r in results) else EXIT_ERROR
+    exit_code = _upload_exit(results[:len(bundles)], results[len(bundles):])
     if as_json:
-        _emit({"uploads": [r.to_json() for r in results], "spool": str(spool.root), "exit_code": exit_code})
+        _emit({"uploads": [r.to_json() for r in results],
+               "held": [r.bundle_id for r in results if r.status == "held"],
+               "spool": str(spool.root), "exit_code": exit_code})
     else:
         _print_uploads(results, spool.root, pending)
     sys.exit(exit_code)
+
+
+def _upload_exit(given, pending) -> int:
+    """0 when everything sendable went; 4 when a bundle could not be sent but waits in the spool;
+    1 when a given BUNDLE was refused before it could be spooled (a contradicting --case).  Held spooled bundles are reported, not
+    failures: no retry can send them until someone acts."""
+    if any(not r.ok and not r.spooled and r.final for r in given):
+        return EXIT_ERROR
+    if any(not r.ok for r in given) or any(r.sendable_failure for r in pending):
+        return EXIT_UPLOAD
+    return EXIT_OK
 
 
 def _print_uploads(results, spool_root: Path, pending: bool) -> None:
@@ -113,6 +130,10 @@ def _print_uploads(results, spool_root: Path, pending: bool) -> None:
             how = ("the server verified its sha256" if r.verified
                    else "complete at full offset (plain tus server: no whole-file check)")
             click.echo(f"Uploaded {r.bundle_id} ({r.size} bytes): {how}")
+        elif r.status == "held":
+            click.echo(f"Held {r.bundle_id}: {r.error}. To go on: {r.action}", err=True)
+        elif r.busy:
+            click.echo(f"Skipped {r.bundle_id}: {r.error}", err=True)
         else:
             where = (f" Kept in the spool ({r.spooled}); send it later with: jcdiag upload --pending"
                      if r.spooled else "")
@@ -127,23 +148,29 @@ def _print_uploads(results, spool_root: Path, pending: bool) -> None:
 @click.option("--server", required=True, metavar="URL", envvar="JCDIAG_SERVER", help="Intake base URL.")
 @click.option("--token-file", required=True, type=click.Path(dir_okay=False), metavar="F",
               envvar="JCDIAG_TOKEN_FILE", help="File whose first line is an engineer token.")
+@click.option("--case", "case_id", metavar="ID",
+              help="The case the bundle belongs to, when the same ID exists in several cases.")
 @click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), default=".",
               show_default=True, metavar="DIR", help="Folder to save BUNDLE_ID.7z in.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
-def fetch(bundle_id, server, token_file, to_dir, as_json):
-    """Download a bundle from the intake by its ID and verify its SHA-256."""
+def fetch(bundle_id, server, token_file, case_id, to_dir, as_json):
+    """Download a bundle from the intake by its ID and verify its SHA-256.
+
+    A cut download is resumed where it stopped (HTTP Range), in this run or the next.
+    """
     from .upload import UploadError, fetch_bundle
 
     try:
         got = fetch_bundle(server, _token(token_file), bundle_id, to_dir,
-                           progress=_byte_progress(f"Fetching {bundle_id}", as_json))
+                           progress=_byte_progress(f"Fetching {bundle_id}", as_json), case_id=case_id)
     except (UploadError, OSError) as exc:
         _fail(exc, as_json)
     if as_json:
         _emit({"bundle_id": got.bundle_id, "path": str(got.path), "sha256": got.sha256, "size": got.size,
-               "case_id": got.case_id, "verified": True})
+               "case_id": got.case_id, "verified": True, "resumed_from": got.resumed_from})
         return
-    note = " (already here)" if got.already_here else ""
+    note = " (already here)" if got.already_here else (
+        f" (resumed at byte {got.resumed_from})" if got.resumed_from else "")
     click.echo(f"Fetched {got.bundle_id} for case {got.case_id or '-'}: {got.path}{note} "
                f"({got.size} bytes, sha256 {got.sha256} verified)")
     click.echo(f"Open it with: jcdiag open {got.path} --key SUPPORT.key.pem")

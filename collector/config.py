@@ -126,7 +126,8 @@ def parse_bool(value: Any) -> bool:
 
 
 def parse_url(value: Any) -> str:
-    """An http(s) URL with a host; kept as written (without a trailing slash)."""
+    """An http(s) URL with a host, kept exactly as written: a trailing slash matters to some
+    tus servers (one that answers only at ``/files/``)."""
     if not isinstance(value, str):
         raise _Bad(f"{_shown(value)} is not a URL (use e.g. https://intake.example.com)")
     text = value.strip()
@@ -138,7 +139,7 @@ def parse_url(value: Any) -> str:
         parts = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
         raise _Bad(f"{_shown(mask_url(text))} is not an http(s) URL (use e.g. https://intake.example.com)")
-    return text.rstrip("/")
+    return text
 
 
 def parse_text(value: Any) -> str:

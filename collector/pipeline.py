@@ -245,7 +245,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     """Facts, gather, summary, then the sealed bundle (or the review copy)."""
     progress = progress or Progress()
     warnings: list[str] = []
-    server_info = _prepare_server(opts, warnings)
+    server_info, offline = _prepare_server(opts, warnings)
     _validate(opts)
     platform = opts.platform_obj or platforms.get_platform(opts.platform, opts.root)
     bundle_id = opts.bundle_id or new_bundle_id()
@@ -302,7 +302,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
         progress.done()
     result.path, result.sha256, result.size = written.path, written.sha256, written.size
     if opts.upload:
-        _deliver(result, server_info, opts, progress)
+        _deliver(result, server_info, offline, opts, progress)
     return result
 
 
@@ -310,49 +310,103 @@ def _prepare_server(opts: CollectOptions, warnings: list[str]):
     """Pre-flight, before anything is collected: is the server there, is the token good,
     and which keys does it publish (sealed to when no ``--recipient`` is given)?
 
-    A bad token or a wrong URL stops the run now (exit 1), not after the whole
-    collection.  An unreachable server is fatal only when its keys are needed;
-    otherwise the bundle is made, spooled, and sent by a later run.
+    Returns ``(ServerInfo or None, why the server is unreachable or None)``.  A
+    refused token or a wrong URL stops the run now (exit 1), not after the whole
+    collection.  An unreachable server (refused, DNS, timeout, TLS) does not: the
+    bundle is sealed to ``--recipient``, a password, or the keys this server
+    published at the last successful contact (cached in the spool folder), and
+    waits in the spool; with none of those the run stops before collecting.
     """
     if not opts.server:
         if opts.upload:
-            raise CollectError("--upload needs --server URL (and --token-file F)")
-        return None
-    from .envelope import load_recipient
+            raise CollectError("--upload needs --server URL (and --token-file F for a jcdiag intake)")
+        return None, None
     from .upload import UploadError, preflight
 
-    if opts.upload and not opts.token:
-        raise CollectError("--upload needs an upload token: give --token-file F "
-                           "(jcdiag intake token --case ID makes one)")
     try:
         info = preflight(opts.server, opts.token, opts.case_id, opts.ca_bundle)
     except UploadError as exc:
-        if exc.final or not (opts.recipients or opts.password):
+        if exc.final and not exc.unreachable:
             raise CollectError(f"{exc}") from None
-        warnings.append(f"{exc}; the bundle will wait in the spool (jcdiag upload --pending sends it)")
-        return None
+        _offline_recipients(opts, exc)
+        warnings.append(f"{exc}; the bundle will wait in the spool (jcdiag upload --pending sends it)"
+                        if opts.upload else f"{exc}; sealed without asking the server for its keys")
+        return None, str(exc)
+    if info.is_intake and opts.upload and not opts.token:
+        raise CollectError(f"{opts.server} is a jcdiag intake: uploads need its upload token for the "
+                           "case: give --token-file F (jcdiag intake token --case ID makes one)")
+    if info.is_intake and info.recipients:
+        try:
+            _spool_of(opts).save_keys(opts.server, info.recipients)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written costs nothing now
+            warnings.append(f"could not cache the server's keys in the spool folder ({exc})")
     if not opts.recipients and not opts.password:
-        opts.recipients = [load_recipient(pem, f"{opts.server} key {i + 1}")
-                           for i, pem in enumerate(info.recipients)]
+        opts.recipients = _load_keys(info.recipients, opts.server)
         if not opts.recipients and opts.review is None:
             raise CollectError(f"{opts.server} publishes no support keys: give --recipient PEM or "
                                "--password-file F")
-    return info
+    return info, None
 
 
-def _deliver(result: CollectResult, server_info, opts: CollectOptions, progress: Progress) -> None:
-    """Send the new bundle (through the spool, so nothing is lost), then what older runs left."""
+def _spool_of(opts: CollectOptions):
+    from .spool import Spool
+    return opts.spool if opts.spool is not None else Spool()
+
+
+def _load_keys(pems: list[bytes], server: str) -> list[Recipient]:
+    from .envelope import load_recipient
+    return [load_recipient(pem, f"{server} key {i + 1}") for i, pem in enumerate(pems)]
+
+
+def _offline_recipients(opts: CollectOptions, exc: Exception) -> None:
+    """Who the bundle is sealed to when the server cannot be asked; CollectError when nobody."""
+    if opts.recipients or opts.password or opts.review is not None:
+        return
+    from .envelope import EnvelopeError
+
+    try:
+        opts.recipients = _load_keys(_spool_of(opts).cached_keys(opts.server), opts.server)
+    except EnvelopeError:
+        opts.recipients = []
+    if not opts.recipients:
+        raise CollectError(f"{exc}; and no support key is known to seal the bundle to (none cached from "
+                           f"an earlier contact with {opts.server}): give --recipient PEM or "
+                           "--password-file F; nothing was collected")
+
+
+def _deliver(result: CollectResult, server_info, offline: Optional[str], opts: CollectOptions,
+             progress: Progress) -> None:
+    """Send the new bundle (through the spool, so nothing is lost), then what older runs left.
+
+    Never raises: whatever goes wrong, the bundle stays in ``--output`` and its ID is
+    in the result; the exit code is 4 when it was not delivered.
+    """
+    from .bundle import BundleError
     from .upload import deliver, send_pending
 
-    progress.step("Uploading the bundle")
-    sent = deliver(result.path, server_info or opts.server, opts.token, opts.case_id, spool=opts.spool,
-                   progress=progress.sent, ca_bundle=opts.ca_bundle)
+    progress.step("Uploading the bundle" if offline is None else "Queueing the bundle in the spool")
+    try:
+        sent = deliver(result.path, server_info or opts.server, opts.token, opts.case_id, spool=opts.spool,
+                       progress=progress.sent, ca_bundle=opts.ca_bundle, send_now=offline is None)
+    except (BundleError, OSError) as exc:
+        progress.done()
+        result.upload = {"bundle_id": result.bundle_id, "path": str(result.path), "status": "failed",
+                         "error": f"{exc}; the bundle stays at {result.path}", "spooled": None}
+        result.exit_code = EXIT_UPLOAD
+        return
     progress.done()
+    if offline is not None and sent.error and sent.error.startswith("not sent"):
+        sent.error = f"not sent: {offline}"
     result.upload = sent.to_json()
     if not sent.ok:
         result.exit_code = EXIT_UPLOAD
         return
-    result.pending = [r.to_json() for r in send_pending(opts.spool, skip=frozenset({result.bundle_id}))]
+    try:
+        result.pending = [r.to_json() for r in send_pending(opts.spool, skip=frozenset({result.bundle_id}),
+                                                            due_only=True)
+                          if r.status != "deferred"]
+    except Exception as exc:  # noqa: BLE001 - older bundles must not cost this run its result
+        result.warnings.append(f"spooled bundles were not sent: {exc}")
 
 
 def make_redactor(opts: CollectOptions, platform: Platform, facts: Facts) -> Redactor:

@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -67,11 +68,12 @@ class UploadError(Exception):
     """An upload step that failed; ``final`` when retrying cannot help."""
 
     def __init__(self, message: str, final: bool = False, status: Optional[int] = None,
-                 retry_after: Optional[float] = None):
+                 retry_after: Optional[float] = None, unreachable: bool = False):
         super().__init__(message)
         self.final = final
         self.status = status
         self.retry_after = retry_after
+        self.unreachable = unreachable      # no answer at all: refused, DNS, timeout, TLS
 
 
 @dataclass
@@ -96,7 +98,7 @@ class ServerInfo:
 class UploadResult:
     bundle_id: str
     path: str
-    status: str                                     # "uploaded" | "failed"
+    status: str                                     # "uploaded" | "failed" | "held" | "deferred"
     url: Optional[str] = None
     bytes_sent: int = 0
     bytes_resent: int = 0
@@ -108,16 +110,28 @@ class UploadResult:
     attempts: int = 0
     spooled: Optional[str] = None                   # spool folder still holding it (on failure)
     resends: list[int] = field(default_factory=list)  # bytes sent again, per attempt
+    http_status: Optional[int] = None               # the server's answer that ended a failed upload
+    action: Optional[str] = None                    # for a held entry: what the admin does about it
+    busy: bool = False                              # another run is sending it right now
 
     @property
     def ok(self) -> bool:
         return self.status == "uploaded"
 
+    @property
+    def sendable_failure(self) -> bool:
+        """A bundle that could have gone now and did not (what makes ``upload`` exit 4)."""
+        return self.status == "failed" and not self.busy
+
     def to_json(self) -> dict[str, Any]:
-        return {"bundle_id": self.bundle_id, "path": self.path, "status": self.status, "url": self.url,
+        data = {"bundle_id": self.bundle_id, "path": self.path, "status": self.status, "url": self.url,
                 "sha256": self.sha256, "size": self.size, "verified": self.verified,
                 "bytes_sent": self.bytes_sent, "bytes_resent": self.bytes_resent,
-                "attempts": self.attempts, "error": self.error, "spooled": self.spooled}
+                "attempts": self.attempts, "error": self.error, "spooled": self.spooled,
+                "http_status": self.http_status}
+        if self.status == "held":
+            data["action"] = self.action
+        return data
 
 
 @dataclass(frozen=True)
@@ -188,12 +202,19 @@ class TusClient:
     """One session's tus requests: each answers a :class:`_Reply` or raises :class:`UploadError`."""
 
     def __init__(self, token: Optional[str], ca_bundle: Optional[str] = None,
-                 session: Optional[requests.Session] = None):
+                 session: Optional[requests.Session] = None, auth_origin: Optional[str] = None):
+        """``auth_origin``: the only origin (``--server``'s) that ever receives the token;
+        jcdiag always sets it, so a Location naming another host never gets it."""
         _quiet_urllib3()
         self.session = session or requests.Session()
         self.session.verify = ca_bundle or True
         self.session.headers.setdefault("User-Agent", f"jcdiag/{__version__}")
         self.token = token
+        self.auth_origin = same_origin_key(auth_origin) if auth_origin else None
+
+    def authorizes(self, url: str) -> bool:
+        """Does ``url`` get the token? Only with one, and only on ``--server``'s origin."""
+        return bool(self.token) and (self.auth_origin is None or same_origin_key(url) == self.auth_origin)
 
     def request(self, method: str, url: str, headers: Optional[dict] = None, data: bytes | None = None,
                 timeout: Any = (CONNECT_TIMEOUT, READ_TIMEOUT), auth: bool = True, tus: bool = True,
@@ -201,7 +222,7 @@ class TusClient:
         all_headers = dict(headers or {})
         if tus:
             all_headers["Tus-Resumable"] = TUS_VERSION
-        if auth and self.token:
+        if auth and self.authorizes(url):
             all_headers["Authorization"] = f"Bearer {self.token}"
         try:
             resp = self.session.request(method, url, headers=all_headers, data=data, timeout=timeout,
@@ -209,11 +230,11 @@ class TusClient:
         except requests.exceptions.SSLError as exc:
             raise UploadError(f"TLS verification of {_origin(url)} failed ({_short(exc)}); if the "
                               "server uses a private CA, give its certificate as the CA bundle",
-                              final=True) from None
+                              final=True, unreachable=True) from None
         except requests.exceptions.InvalidURL as exc:
             raise UploadError(f"{url} is not a valid URL ({exc})", final=True) from None
         except requests.RequestException as exc:
-            raise UploadError(f"cannot reach {_origin(url)}: {_short(exc)}") from None
+            raise UploadError(f"cannot reach {_origin(url)}: {_short(exc)}", unreachable=True) from None
         try:
             body = resp.raw.read(body_limit, decode_content=True) if method != "HEAD" else b""
         except Exception:  # noqa: BLE001 - a body cut short is no worse than none
@@ -274,11 +295,24 @@ class TusClient:
         raise UploadError(f"too many redirects from {url}", final=True)
 
     def create(self, tus_url: str, length: int, metadata: dict[str, str]) -> str:
+        """A new upload's URL (creation, no body)."""
+        return self.create_with(tus_url, length, metadata)[0]
+
+    def create_with(self, tus_url: str, length: int, metadata: dict[str, str], first: bytes = b"",
+                    checksum: bool = False) -> tuple[str, int]:
+        """A new upload's URL and the server's offset; ``first`` rides on the POST
+        (creation-with-upload) when given, so a small bundle takes one request."""
         encoded = ",".join(f"{k} {base64.b64encode(v.encode('utf-8')).decode('ascii')}"
                            for k, v in metadata.items() if v is not None)
-        reply = self.request("POST", tus_url, headers={"Upload-Length": str(length),
-                                                       "Upload-Metadata": encoded,
-                                                       "Content-Length": "0"})
+        headers = {"Upload-Length": str(length), "Upload-Metadata": encoded}
+        if first:
+            headers["Content-Type"] = "application/offset+octet-stream"
+            if checksum:
+                headers["Upload-Checksum"] = "sha256 " + base64.b64encode(hashlib.sha256(first).digest()).decode()
+        else:
+            headers["Content-Length"] = "0"
+        reply = self.request("POST", tus_url, headers=headers, data=first or None,
+                             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT * 5 if len(first) == length else READ_TIMEOUT))
         if reply.status == 409:
             raise AlreadyUploaded(reply.message(), _json_or_empty(reply).get("sha256"))
         self.check(reply, tus_url, "creating the upload")
@@ -288,7 +322,15 @@ class TusClient:
         url = urljoin(tus_url, location)
         if urlsplit(tus_url).scheme == "https" and urlsplit(url).scheme != "https":
             raise UploadError(f"the server put the upload at {url}: refusing to leave https", final=True)
-        return url
+        offset = 0
+        if first:
+            try:
+                offset = int(reply.headers.get("Upload-Offset", "0"))
+            except ValueError:
+                offset = 0
+            if not 0 <= offset <= len(first):
+                offset = 0
+        return url, offset
 
     def head(self, url: str) -> tuple[int, Optional[str]]:
         """The server's offset, and its verified whole-file sha256 (hex) if it has one."""
@@ -358,6 +400,33 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
 
 
+def same_origin_key(url: str) -> tuple:
+    """(scheme, host, port) with default ports filled in: what "the same origin" compares."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return (parts.scheme.lower(), (parts.hostname or "").lower(), port)
+    except ValueError:
+        return ("", url, None)
+
+
+def token_case(token: Optional[str]) -> Optional[str]:
+    """The case an upload token names, read (not verified) from its JWT claims; None if opaque.
+
+    Only routes a token given to ``upload --pending`` to the spooled bundles of its
+    case; the server still verifies every token it receives.
+    """
+    if not token or token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))[:4096])
+    except (ValueError, TypeError):
+        return None
+    case = claims.get("case") if isinstance(claims, dict) else None
+    return case if isinstance(case, str) and case.isprintable() and 0 < len(case) <= 128 else None
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc)
     reason = getattr(exc, "args", [None])[0]
@@ -406,7 +475,7 @@ def preflight(server: str, token: Optional[str], case_id: Optional[str],
     server cannot check tokens: only its reachability is known.  Raises
     :class:`UploadError` whose message says what to fix.
     """
-    client = TusClient(token, ca_bundle)
+    client = TusClient(token, ca_bundle, auth_origin=server)
     info = discover(server, ca_bundle, client)
     if not info.is_intake:
         return info
@@ -430,18 +499,19 @@ def send(bundle_path: Path | str, server: Union[ServerInfo, str], token: Optiona
          chunk_size: int = DEFAULT_CHUNK, deadline: float = DEFAULT_DEADLINE, *,
          resume_url: Optional[str] = None, on_state: Optional[StateCallback] = None,
          ca_bundle: Optional[str] = None, session: Optional[requests.Session] = None,
-         retry: RetryPolicy = RetryPolicy()) -> UploadResult:
+         retry: RetryPolicy = RetryPolicy(), digest: Optional[tuple[str, int]] = None) -> UploadResult:
     """Upload one bundle, resuming ``resume_url`` if given; never raises for network trouble.
 
     ``on_state(url, offset)`` is called whenever the tus URL or the server's offset
-    changes (the spool persists it).  Local problems (unreadable bundle) raise
+    changes (the spool persists it).  ``digest`` is the file's (sha256, size) when
+    already known (the spool checked it).  Local problems (unreadable bundle) raise
     ``BundleError``/``OSError``; everything on the wire ends in the result.
     """
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
     path = Path(bundle_path)
     header = read_header(path)
-    sha256, size = sha256_file(path)
+    sha256, size = digest or sha256_file(path)
     header_case = header.get("case_id")
     result = UploadResult(header["bundle_id"], str(path), "failed", sha256=sha256, size=size)
     if case_id and header_case and case_id != header_case:
@@ -451,7 +521,7 @@ def send(bundle_path: Path | str, server: Union[ServerInfo, str], token: Optiona
                server if isinstance(server, ServerInfo) else None,
                server.server if isinstance(server, ServerInfo) else server,
                TusClient(token, ca_bundle or (server.ca_bundle if isinstance(server, ServerInfo) else None),
-                         session),
+                         session, auth_origin=server.server if isinstance(server, ServerInfo) else server),
                progress, chunk_size, time.monotonic() + deadline, resume_url, on_state, retry)
     job.run()
     return result
@@ -494,11 +564,11 @@ class _Job:
                 if exc.sha256 and exc.sha256 == result.sha256:
                     result.status, result.verified, result.error = "uploaded", True, None
                     return
-                result.error, result.final = f"{exc}", True
+                result.error, result.final, result.http_status = f"{exc}", True, exc.status
                 return
             except UploadError as exc:
                 result.resends.append(result.bytes_resent - resent_before)
-                result.error = str(exc)
+                result.error, result.http_status = str(exc), exc.status
                 if exc.status in (404, 410) and self.url and self.restarts < MAX_RESTARTS:
                     self.restarts += 1             # the upload expired (or its URL was garbled): start anew
                     self._set_url(None, 0)
@@ -532,25 +602,27 @@ class _Job:
             raise UploadError(f"the bundle is {result.size} bytes, over the server's limit of "
                               f"{info.max_size} (Tus-Max-Size): collect again with a smaller "
                               "--max-bundle-size or --since", final=True, status=413)
-        if self.url is None:
-            metadata = {"bundle_id": result.bundle_id, "case_id": self.case_id,
-                        "filename": self.path.name, "sha256": result.sha256}
-            self._set_url(self.client.create(info.tus_url, result.size, metadata), 0)
-            offset, verified = 0, None
-        else:
-            offset, verified = self.client.head(self.url)
-            self._set_url(self.url, offset)
         checksum = "checksum" in info.extensions and "sha256" in info.checksums
         with open(self.path, "rb") as fh:
+            verified = None
+            if self.url is None:
+                # filename and filetype as tus-js-client and Uppy send them: some servers
+                # (tuspyserver) refuse a HEAD on an upload created without a filetype
+                metadata = {"bundle_id": result.bundle_id, "case_id": self.case_id,
+                            "filename": self.path.name, "filetype": "application/x-7z-compressed",
+                            "sha256": result.sha256}
+                # creation-with-upload: the first chunk rides on the POST
+                first = (self._read(fh, 0) if "creation-with-upload" in info.extensions and result.size
+                         else b"")
+                url, offset = self.client.create_with(info.tus_url, result.size, metadata, first, checksum)
+                self._set_url(url, offset)
+                if self.progress and offset:
+                    self.progress(offset, result.size)
+            else:
+                offset, verified = self.client.head(self.url)
+                self._set_url(self.url, offset)
             while offset < result.size:
-                fh.seek(offset)
-                chunk = fh.read(min(self.chunk_size, result.size - offset))
-                if not chunk:
-                    raise UploadError(f"{self.path} became shorter while uploading", final=True)
-                if offset < self.high_water:
-                    result.bytes_resent += min(len(chunk), self.high_water - offset)
-                result.bytes_sent += len(chunk)
-                self.high_water = max(self.high_water, offset + len(chunk))
+                chunk = self._read(fh, offset)
                 offset, verified = self.client.patch(self.url, offset, chunk, checksum,
                                                      final=offset + len(chunk) == result.size)
                 del chunk
@@ -558,6 +630,19 @@ class _Job:
                 if self.progress:
                     self.progress(offset, result.size)
         self._confirm(verified)
+
+    def _read(self, fh, offset: int) -> bytes:
+        """The chunk at ``offset``, counted as sent (and as re-sent below the high-water mark)."""
+        result = self.result
+        fh.seek(offset)
+        chunk = fh.read(min(self.chunk_size, result.size - offset))
+        if not chunk:
+            raise UploadError(f"{self.path} became shorter while uploading", final=True)
+        if offset < self.high_water:
+            result.bytes_resent += min(len(chunk), self.high_water - offset)
+        result.bytes_sent += len(chunk)
+        self.high_water = max(self.high_water, offset + len(chunk))
+        return chunk
 
     def _confirm(self, verified: Optional[str]) -> None:
         """Full offset reached: for an intake, wait for its whole-file verification."""
@@ -584,6 +669,10 @@ def terminate(url: str, token: Optional[str], ca_bundle: Optional[str] = None) -
 # ------------------------------------------------------------------------- fetch
 
 
+FETCH_ATTEMPTS = 8
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")      # also names the partial file: hex only, never a path
+
+
 @dataclass
 class Fetched:
     bundle_id: str
@@ -592,15 +681,49 @@ class Fetched:
     size: int
     case_id: Optional[str]
     already_here: bool = False
+    resumed_from: int = 0                      # bytes kept from an earlier, cut download
+    attempts: int = 1
+
+
+def _bundle_record(client: TusClient, base: str, bundle_id: str, case_id: Optional[str]) -> dict:
+    """The intake's record of ``bundle_id`` (in ``case_id``); says which cases when several match."""
+    query = f"?case={requests.utils.quote(case_id, safe='')}" if case_id else ""
+    url = urljoin(base, f"api/v1/bundles/{bundle_id}") + query
+    reply = client.request("GET", url, tus=False, timeout=PREFLIGHT_TIMEOUT)
+    if reply.status == 409:
+        data = _json_or_empty(reply)
+        cases = [str(m.get("case_id")) for m in data.get("matches", []) if isinstance(m, dict)][:20]
+        raise UploadError(f"bundle ID {bundle_id} exists in several cases ({', '.join(cases) or '?'}): "
+                          "give --case ID to choose one", final=True, status=409)
+    try:
+        record = client.check(reply, url, f"looking up {bundle_id}").json()
+    except UploadError as exc:
+        if exc.status is None:                  # an answer, but not a record: retrying will not help
+            raise UploadError(f"looking up {bundle_id} at {_origin(url)}: {exc}", final=True) from None
+        raise
+    try:
+        record = check_record(record, bundle_id)      # the one validator (collector/header.py)
+    except HeaderError as exc:
+        raise UploadError(f"the intake's record of {bundle_id} is not usable ({exc}); nothing was "
+                          "downloaded", final=True) from None
+    if case_id and record.get("case_id") != case_id:
+        raise UploadError(f"the intake answered a record of case {record.get('case_id')} when case "
+                          f"{case_id} was asked", final=True)
+    return record
 
 
 def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
-                 ca_bundle: Optional[str] = None, progress: Optional[Progress] = None) -> Fetched:
+                 ca_bundle: Optional[str] = None, progress: Optional[Progress] = None,
+                 case_id: Optional[str] = None, retry: RetryPolicy = RetryPolicy(),
+                 session: Optional[requests.Session] = None) -> Fetched:
     """Download a finished bundle from an intake by its ID and check its SHA-256.
 
-    Streams into ``.<ID>.7z.partial`` beside the target and renames only when the
-    digest matches the intake's record, so a failed fetch never leaves a file that
-    looks whole.  Raises :class:`UploadError` (network, refusal) or ``OSError``.
+    Streams into ``.<ID>.<sha256 prefix>.partial`` beside the target.  A cut keeps
+    the partial file and the next try (in this run, or the next ``fetch``) asks
+    only for the rest with an HTTP ``Range``; the file is renamed into place only
+    when the whole digest matches the intake's record, so a failed fetch never
+    leaves a file that looks whole.  ``case_id`` picks among bundles with the same
+    ID in different cases.  Raises :class:`UploadError` (network, refusal) or ``OSError``.
     """
     from .ids import normalize
 
@@ -608,14 +731,10 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
         bundle_id = normalize(bundle_id)
     except ValueError as exc:
         raise UploadError(str(exc), final=True) from None
-    client = TusClient(token, ca_bundle)
+    client = TusClient(token, ca_bundle, session, auth_origin=server)
     base = server if server.endswith("/") else server + "/"
-    record_url = urljoin(base, f"api/v1/bundles/{bundle_id}")
-    try:
-        record = check_record(client.api_get(record_url, f"looking up {bundle_id}"), bundle_id)
-    except HeaderError as exc:
-        raise UploadError(f"the intake's record of {bundle_id} is not usable ({exc}); nothing was "
-                          "downloaded", final=True) from None
+    record = _retrying(lambda: _bundle_record(client, base, bundle_id, case_id), lambda: 0, retry,
+                       lambda exc: str(exc))
     expected, size = record["sha256"], record["size"]
     to_dir = Path(to_dir)
     to_dir.mkdir(parents=True, exist_ok=True)
@@ -625,38 +744,20 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
             return Fetched(bundle_id, target, expected, size, record.get("case_id"), already_here=True)
         raise UploadError(f"{target} exists and differs from the bundle on the server; move it away "
                           "or choose another --to", final=True)
-    partial = to_dir / f".{bundle_id}.7z.partial"
-    digest, received = hashlib.sha256(), 0
-    try:
-        resp = client.session.get(record_url + "/content", headers={"Authorization": f"Bearer {token}"},
-                                  stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                  allow_redirects=False)
-    except requests.RequestException as exc:
-        raise UploadError(f"cannot reach {_origin(record_url)}: {_short(exc)}") from None
-    with resp:
-        if resp.status_code != 200:
-            body = resp.raw.read(BODY_LIMIT, decode_content=True) or b""
-            client.check(_Reply(resp.status_code, resp.headers, body), record_url, f"downloading {bundle_id}")
-        try:
-            with open(partial, "wb") as out:
-                for data in resp.iter_content(1024 * 1024):
-                    out.write(data)
-                    digest.update(data)
-                    received += len(data)
-                    if progress:
-                        progress(received, size)
-                out.flush()
-                os.fsync(out.fileno())
-        except requests.RequestException as exc:
-            partial.unlink(missing_ok=True)
-            raise UploadError(f"the download of {bundle_id} broke off after {received} bytes "
-                              f"({_short(exc)}); run fetch again") from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    if digest.hexdigest() != expected or received != size:
+    partial = to_dir / f".{bundle_id}.{expected[:16]}.partial"
+    content_url = urljoin(base, f"api/v1/bundles/{bundle_id}/content") + (
+        f"?case={requests.utils.quote(record.get('case_id') or '', safe='')}" if record.get("case_id") else "")
+    if partial.is_symlink() or partial.exists() and not partial.is_file():
+        raise UploadError(f"{partial} is not a regular file; remove it", final=True)
+    resumed_from = _partial_size(partial)
+    attempts = _retrying(lambda: _download(client, content_url, partial, size, bundle_id, progress),
+                         lambda: _partial_size(partial), retry,
+                         lambda exc: (f"{exc}; {_partial_size(partial)} of {size} bytes are kept in "
+                                      f"{partial}: run fetch again to resume"), count=True)
+    digest, received = sha256_file(partial)
+    if digest != expected or received != size:
         partial.unlink(missing_ok=True)
-        raise UploadError(f"the downloaded {bundle_id} ({received} bytes, sha256 {digest.hexdigest()}) "
+        raise UploadError(f"the downloaded {bundle_id} ({received} bytes, sha256 {digest}) "
                           f"does not match the intake's record ({size} bytes, sha256 {expected}); "
                           "nothing was kept: run fetch again")
     try:
@@ -669,23 +770,136 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
         partial.unlink(missing_ok=True)
         raise UploadError(f"the intake sent bundle {header_id} for {bundle_id}; nothing was kept", final=True)
     os.replace(partial, target)
-    return Fetched(bundle_id, target, expected, size, record.get("case_id"))
+    return Fetched(bundle_id, target, expected, size, record.get("case_id"), resumed_from=resumed_from,
+                   attempts=attempts)
+
+
+def _retrying(step: Callable[[], Any], progress: Callable[[], int], retry: RetryPolicy,
+              give_up: Callable[[UploadError], str], count: bool = False) -> Any:
+    """Run ``step`` until it works, backing off after failures that made no progress.
+
+    Returns what ``step`` returns (or, with ``count``, how many tries it took);
+    a final error, or too many failures in a row, raises with ``give_up``'s words.
+    """
+    failures = attempts = 0
+    while True:
+        attempts += 1
+        before = progress()
+        try:
+            value = step()
+            return attempts if count else value
+        except UploadError as exc:
+            if exc.final:
+                raise
+            failures = 1 if progress() > before else failures + 1
+            if failures > retry.max_failures or attempts >= FETCH_ATTEMPTS * 4:
+                raise UploadError(give_up(exc)) from None
+            time.sleep(retry.delay(failures, exc.retry_after))
+
+
+def _partial_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _download(client: TusClient, url: str, partial: Path, size: int, bundle_id: str,
+              progress: Optional[Progress]) -> None:
+    """Append the rest of the bundle to ``partial`` (all of it when the server ignores Range)."""
+    have = _partial_size(partial)
+    if have > size:
+        partial.unlink()
+        have = 0
+    if have == size:
+        return
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    if client.authorizes(url):
+        headers["Authorization"] = f"Bearer {client.token}"
+    try:
+        resp = client.session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                  timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+    except requests.RequestException as exc:
+        raise UploadError(f"cannot reach {_origin(url)}: {_short(exc)}", unreachable=True) from None
+    with resp:
+        if resp.status_code == 416:                  # our partial is not a prefix it knows: start over
+            partial.unlink(missing_ok=True)
+            raise UploadError(f"the server refused to resume {bundle_id}; starting over")
+        if resp.status_code not in (200, 206):
+            body = resp.raw.read(BODY_LIMIT, decode_content=True) or b""
+            client.check(_Reply(resp.status_code, resp.headers, body), url, f"downloading {bundle_id}")
+            raise UploadError(f"downloading {bundle_id}: unexpected answer {resp.status_code}")
+        if resp.status_code == 206:
+            start = _content_range_start(resp.headers.get("Content-Range", ""))
+            if start != have:
+                raise UploadError(f"the server resumed {bundle_id} at byte {start}, not {have}")
+            mode = "ab"
+        else:
+            have, mode = 0, "wb"                     # a whole answer: replace what was kept
+        received = have
+        try:
+            with open(partial, mode) as out:
+                for data in resp.iter_content(1024 * 1024):
+                    if received + len(data) > size:
+                        raise UploadError(f"the server sent more than the {size} bytes of {bundle_id}",
+                                          final=True)
+                    out.write(data)
+                    received += len(data)
+                    if progress:
+                        progress(received, size)
+                out.flush()
+                os.fsync(out.fileno())
+        except requests.RequestException as exc:
+            raise UploadError(f"the download of {bundle_id} broke off after {received} bytes "
+                              f"({_short(exc)})", unreachable=True) from None
+    if received < size:
+        raise UploadError(f"the download of {bundle_id} broke off after {received} of {size} bytes")
+
+
+def _content_range_start(value: str) -> Optional[int]:
+    unit, _, rest = value.strip().partition(" ")
+    first = rest.split("-", 1)[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
 
 
 # ------------------------------------------------------------------------- spool integration
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A token and server given to ``upload --pending`` or ``spool retry``.
+
+    Each spooled entry keeps the server and token it was spooled with; an offered
+    token applies only to entries of its own case (``case_id``: from ``--case`` or
+    the token's own claim) or to entries that have no token, and releases that
+    case's entries held for an authorization refusal.  An offered server only fills
+    in entries that have none.
+    """
+
+    token: Optional[str] = None
+    case_id: Optional[str] = None
+    server: Optional[str] = None
+
+    def token_applies(self, state) -> bool:
+        if not self.token:
+            return False
+        return state.token is None or (self.case_id is not None and state.case_id == self.case_id)
 
 
 def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Optional[str],
             case_id: Optional[str] = None, *, spool=None, progress: Optional[Progress] = None,
             ca_bundle: Optional[str] = None, chunk_size: int = DEFAULT_CHUNK,
             deadline: float = DEFAULT_DEADLINE, session: Optional[requests.Session] = None,
-            retry: RetryPolicy = RetryPolicy()) -> UploadResult:
+            retry: RetryPolicy = RetryPolicy(), send_now: bool = True) -> UploadResult:
     """Queue a bundle in the spool, then send it; what cannot be confirmed stays queued.
 
     The entry is made *before* the first byte goes out, so a run killed
-    mid-transfer leaves it (with its tus URL and offset) for the next run.
+    mid-transfer leaves it (with its tus URL and offset) for the next run.  When
+    the spool cannot take it (a full disk), the bundle is still sent straight
+    from where it is; the result then says it was not spooled.  ``send_now=False``
+    only queues it (the server is known to be unreachable).
     """
-    from .spool import Spool
+    from .spool import Spool, SpoolBusy, SpoolError
 
     header = read_header(bundle_path)
     if case_id and header.get("case_id") and case_id != header["case_id"]:
@@ -694,8 +908,30 @@ def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Opti
                             final=True, error=_case_mismatch(header["case_id"], case_id))
     spool = spool or Spool()
     server_url = server.server if isinstance(server, ServerInfo) else server
-    entry = spool.add(bundle_path, server=server_url, case_id=case_id, token=token,
-                      ca_bundle=ca_bundle or (server.ca_bundle if isinstance(server, ServerInfo) else None))
+    ca = ca_bundle or (server.ca_bundle if isinstance(server, ServerInfo) else None)
+    try:
+        entry = spool.add(bundle_path, server=server_url, case_id=case_id, token=token, ca_bundle=ca)
+    except SpoolBusy as exc:                  # another run is sending this very bundle: leave it to it
+        sha256, size = sha256_file(bundle_path)
+        return UploadResult(header["bundle_id"], str(bundle_path), "failed", sha256=sha256, size=size,
+                            error=str(exc), spooled=str(spool.root / header["bundle_id"]), busy=True)
+    except (SpoolError, OSError) as exc:
+        why = (f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename
+               else (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)))
+        note = f"the spool cannot keep it ({why}); the bundle stays at {bundle_path}"
+        if not send_now:
+            sha256, size = sha256_file(bundle_path)
+            return UploadResult(header["bundle_id"], str(bundle_path), "failed", sha256=sha256, size=size,
+                                error=note)
+        result = send(bundle_path, server, token, case_id, progress, chunk_size, deadline,
+                      ca_bundle=ca, session=session, retry=retry)
+        if not result.ok:
+            result.error = f"{result.error}; {note}: upload it later with jcdiag upload {bundle_path}"
+        return result
+    if not send_now:
+        state = entry.load()
+        return UploadResult(state.bundle_id, str(bundle_path), "failed", sha256=state.sha256,
+                            size=state.size, spooled=str(entry.dir), error="not sent: the server is unreachable")
     result = send_entry(entry, server_info=server if isinstance(server, ServerInfo) else None,
                         progress=progress, chunk_size=chunk_size, deadline=deadline, session=session,
                         retry=retry)
@@ -703,72 +939,118 @@ def deliver(bundle_path: Path | str, server: Union[ServerInfo, str], token: Opti
     return result
 
 
-def send_entry(entry, token: Optional[str] = None, server: Optional[str] = None,
-               server_info: Optional[ServerInfo] = None, progress: Optional[Progress] = None,
-               chunk_size: int = DEFAULT_CHUNK, deadline: float = DEFAULT_DEADLINE,
-               session: Optional[requests.Session] = None,
-               retry: RetryPolicy = RetryPolicy()) -> UploadResult:
-    """Send one spool entry under its lock; remove it when confirmed, else record the failure.
+def send_entry(entry, offer: Offer = Offer(), server_info: Optional[ServerInfo] = None,
+               progress: Optional[Progress] = None, chunk_size: int = DEFAULT_CHUNK,
+               deadline: float = DEFAULT_DEADLINE, session: Optional[requests.Session] = None,
+               retry: RetryPolicy = RetryPolicy(), *, release: bool = False,
+               due_only: bool = False) -> UploadResult:
+    """Send one spool entry under its lock: the spool's state machine, one step.
 
-    ``token``/``server`` override what the entry stored (a renewed token, a moved
-    server).  Another run sending the same entry gives a failed result saying so.
+    Removes the entry when the server confirms it; holds it (with the reason) on a
+    permanent refusal or a missing, changed or unreadable bundle; otherwise counts
+    the attempt and backs off.  A held entry is not sent unless ``release`` (``spool
+    retry``) or the offered token releases it.  ``due_only`` skips an entry whose
+    backoff has not run out (scheduled runs).  Never raises for one entry's trouble.
     """
-    from .spool import SpoolBusy, SpoolError
+    from .bundle import BundleError
+    from .spool import AUTH_STATUSES, HELD, HOLD_STATUSES, DamagedState, SpoolBusy, SpoolError, held_action
+
+    def held(state, reason: str, status: Optional[int] = None) -> UploadResult:
+        return UploadResult(entry.bundle_id, str(entry.dir / state.filename) if state else str(entry.dir),
+                            "held", error=reason, sha256=state.sha256 if state else "",
+                            size=state.size if state else 0, spooled=str(entry.dir), final=True,
+                            http_status=status, action=held_action(entry.bundle_id, state))
 
     try:
         with entry.locked():
-            state = entry.load()
-            if token and token != state.token or server and server != state.server:
-                state = entry.update(token=token or state.token, server=server or state.server,
-                                     **({"tus_url": None, "offset": 0} if server and server != state.server
-                                        else {}))
+            try:
+                state = entry.load()
+            except DamagedState as exc:
+                return held(None, str(exc))
+            if offer.token_applies(state) and offer.token != state.token:
+                state = entry.update(token=offer.token)
+                if state.status == HELD and state.held_status in AUTH_STATUSES:
+                    state = entry.release()           # a token for its case: try it again
+            if offer.server and not state.server:
+                state = entry.update(server=offer.server)
+            if release and state.status == HELD:
+                state = entry.release()
+            if state.status == HELD:
+                return held(state, state.held_reason or state.last_error or "held", state.held_status)
+            if due_only and state.next_attempt_ts > time.time():
+                return UploadResult(state.bundle_id, str(entry.dir / state.filename), "deferred",
+                                    sha256=state.sha256, size=state.size, spooled=str(entry.dir),
+                                    error=state.last_error)
+            problem = entry.check_bundle(state)
             bundle = entry.dir / state.filename
+            if not problem and sha256_file(bundle)[0] != state.sha256:
+                problem = f"the bundle file {bundle} changed since it was spooled (its sha256 differs)"
+            if problem:
+                entry.hold(problem)
+                return held(state, problem)
             if not state.server:
-                return UploadResult(state.bundle_id, str(bundle), "failed", sha256=state.sha256,
-                                    size=state.size, spooled=str(entry.dir), final=True,
-                                    error="no server is known for this spooled bundle: give --server URL")
+                return held(state, "no server is known for this spooled bundle: give --server URL to "
+                                   "jcdiag upload --pending")
 
             def remember(url: Optional[str], offset: int) -> None:
-                entry.update(tus_url=url, offset=offset)
+                try:
+                    entry.update(tus_url=url, offset=offset)
+                except OSError:
+                    pass        # a full disk: the server's own offset (HEAD) is the truth anyway
 
             info = server_info if server_info is not None and server_info.server == state.server else None
-            result = send(bundle, info or state.server, state.token, state.case_id, progress, chunk_size,
-                          deadline, resume_url=state.tus_url, on_state=remember,
-                          ca_bundle=state.ca_bundle, session=session, retry=retry)
+            try:
+                result = send(bundle, info or state.server, state.token, state.case_id, progress, chunk_size,
+                              deadline, resume_url=state.tus_url, on_state=remember,
+                              ca_bundle=state.ca_bundle, session=session, retry=retry,
+                              digest=(state.sha256, state.size))
+            except (BundleError, OSError) as exc:
+                reason = f"the bundle file cannot be read ({exc})"
+                entry.hold(reason)
+                return held(state, reason)
             if result.ok:
                 entry.remove()
+                return result
+            result.spooled = str(entry.dir)
+            if result.final and (result.http_status in HOLD_STATUSES or result.http_status is None
+                                 and "collected for case" in (result.error or "")):
+                state = entry.hold(result.error or "refused", result.http_status)
+                result.status, result.action = "held", held_action(entry.bundle_id, state)
             else:
-                current = entry.load()
-                entry.update(attempts=current.attempts + 1, last_error=result.error)
-                result.spooled = str(entry.dir)
+                entry.failed_attempt(result.error or "failed")
             return result
     except SpoolBusy as exc:
         return UploadResult(entry.bundle_id, str(entry.dir), "failed", error=str(exc),
+                            spooled=str(entry.dir), busy=True)
+    except (SpoolError, OSError) as exc:
+        return UploadResult(entry.bundle_id, str(entry.dir), "failed", error=f"{exc}",
                             spooled=str(entry.dir))
-    except SpoolError as exc:
-        return UploadResult(entry.bundle_id, str(entry.dir), "failed", error=str(exc))
 
 
-def send_pending(spool=None, token: Optional[str] = None, server: Optional[str] = None,
+def send_pending(spool=None, offer: Offer = Offer(),
                  progress_for: Optional[Callable[[str], Optional[Progress]]] = None,
                  chunk_size: int = DEFAULT_CHUNK, deadline: float = DEFAULT_DEADLINE,
                  session: Optional[requests.Session] = None, retry: RetryPolicy = RetryPolicy(),
-                 skip: frozenset = frozenset()) -> list[UploadResult]:
-    """Send every queued bundle (but those in ``skip``), oldest first; caps are applied first."""
+                 skip: frozenset = frozenset(), due_only: bool = False) -> list[UploadResult]:
+    """One step for every spooled bundle (but those in ``skip``), oldest first; caps first.
+
+    Held and damaged entries come back as ``held`` results with what to do; one
+    broken entry never stops the others.
+    """
     from .spool import Spool
 
     spool = spool or Spool()
     spool.enforce_caps()
     results = []
-    for entry in spool.entries():
-        if entry.bundle_id in skip:
+    for view in spool.views():
+        if view.bundle_id in skip:
             continue
-        progress = progress_for(entry.bundle_id) if progress_for else None
-        results.append(send_entry(entry, token=token, server=server, progress=progress,
-                                  chunk_size=chunk_size, deadline=deadline, session=session, retry=retry))
+        progress = progress_for(view.bundle_id) if progress_for else None
+        results.append(send_entry(view.entry, offer, progress=progress, chunk_size=chunk_size,
+                                  deadline=deadline, session=session, retry=retry, due_only=due_only))
     return results
 
 
-__all__ = ["AlreadyUploaded", "DEFAULT_CHUNK", "DEFAULT_DEADLINE", "RetryPolicy", "ServerInfo",
+__all__ = ["AlreadyUploaded", "DEFAULT_CHUNK", "DEFAULT_DEADLINE", "Offer", "RetryPolicy", "ServerInfo",
            "TusClient", "UploadError", "UploadResult", "deliver", "discover", "fetch_bundle", "preflight", "send",
-           "send_entry", "send_pending", "terminate"]
+           "send_entry", "send_pending", "terminate", "token_case"]

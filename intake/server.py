@@ -10,8 +10,10 @@ Routes (tus under ``/files/``, a small JSON API under ``/api/v1/``)::
     GET     /api/v1/recipients            the support public keys collectors seal to (public)
     GET     /api/v1/token/check?case=ID   pre-flight: is this token good for this case
     GET     /api/v1/bundles[?case=ID]     finished, verified bundles      (engineer token)
-    GET     /api/v1/bundles/<id>          one bundle's record             (engineer token)
-    GET     /api/v1/bundles/<id>/content  the bundle, streamed            (engineer token)
+    GET     /api/v1/bundles/<id>[?case=C] one bundle's record; 409 with "matches" when the ID
+                                          exists in several cases and no case is given
+    GET     /api/v1/bundles/<id>/content[?case=C]  the bundle, streamed; honours Range: bytes=N-
+                                          (206 Partial Content) so a cut download resumes
     GET     /api/v1/stats                 this process's counters         (engineer token)
 
 The process keeps no state: storage holds everything (:mod:`intake.storage`), the
@@ -52,6 +54,7 @@ DEFAULT_EXPIRE_AFTER = 24 * 3600
 KEY_PREFIX = "support"                  # data dir: support.key.pem / support.pub.pem
 SMALL_BODY = 64 * 1024
 _UPLOAD_PATH = re.compile(r"^/files/([^/]+)$")
+_RANGE = re.compile(r"^bytes=(\d{1,15})-$")
 _BUNDLE_PATH = re.compile(r"^/api/v1/bundles/([^/]+)(/content)?$")
 
 
@@ -254,7 +257,8 @@ class Handler(BaseHTTPRequestHandler):
         m = _BUNDLE_PATH.match(path)
         if m:
             self.app.claims(self.headers.get("Authorization")).allow_engineer()
-            return self._bundle(m.group(1), bool(m.group(2)))
+            case = (parse_qs(urlsplit(self.path).query).get("case") or [None])[0]
+            return self._bundle(m.group(1), bool(m.group(2)), case)
         raise HttpError(404, f"nothing at {path}: the tus endpoint is /files/, the API /api/v1/")
 
     # --------------------------------------------------------------- tus
@@ -328,40 +332,73 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True, "scope": claims.scope, "case_id": claims.case_id, "expires": expires,
                          "max_size": self.app.config.max_size})
 
-    def _bundle(self, raw_id: str, content: bool) -> None:
+    def _bundle(self, raw_id: str, content: bool, case_id: Optional[str]) -> None:
         try:
             bundle_id = normalize(raw_id)
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
-        record = self.app.tus.record(bundle_id)
-        if record is None:
-            raise HttpError(404, f"no finished bundle {bundle_id} here: check the ID in the ticket, "
-                                 "or the upload has not completed yet")
+        found = self.app.tus.matches(bundle_id, case_id)
+        if not found:
+            raise HttpError(404, f"no finished bundle {bundle_id} here"
+                                 + (f" in case {case_id}" if case_id else "")
+                                 + ": check the ID in the ticket, or the upload has not completed yet")
+        if len(found) > 1:
+            cases = sorted(str(r.get("case_id")) for r in found)
+            raise HttpError(409, f"bundle ID {bundle_id} exists in cases {', '.join(cases)}: add ?case=ID",
+                            extra={"matches": found})
+        record = found[0]
         if not content:
             return self._json(200, record)
+        size = record["size"]
+        start = self._range_start(size)
         try:
             reader = self.app.storage.open(record["object"])
         except KeyError:
             raise HttpError(500, f"bundle {bundle_id} is listed but its file is missing") from None
         with reader:
-            self.send_response(200)
+            self.send_response(206 if start else 200)
             self.send_header("Content-Type", "application/x-7z-compressed")
-            self.send_header("Content-Length", str(record["size"]))
+            self.send_header("Content-Length", str(size - start))
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+            self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Disposition", f'attachment; filename="{bundle_id}.7z"')
             self.send_header("X-Content-SHA256", record["sha256"])
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             if self.command == "HEAD":
                 return
-            sent = 0
-            while sent < record["size"]:
-                data = reader.read(min(READ_CHUNK, record["size"] - sent))
+            skip = start
+            while skip:
+                skipped = len(reader.read(min(READ_CHUNK, skip)))
+                if not skipped:
+                    break
+                skip -= skipped
+            sent = start
+            while sent < size:
+                data = reader.read(min(READ_CHUNK, size - sent))
                 if not data:
                     break
                 self.wfile.write(data)
                 sent += len(data)
-            if sent != record["size"]:
+            if sent != size:
                 self.close_connection = True        # the client sees a short body, not a bad file
+
+    def _range_start(self, size: int) -> int:
+        """The first byte a ``Range: bytes=N-`` asks for (0 without one); 416 past the end.
+
+        Only the open-ended single range resuming clients send is served; any other
+        form gets the whole file (RFC 9110 lets a server ignore Range).
+        """
+        value = (self.headers.get("Range") or "").strip()
+        m = _RANGE.match(value)
+        if not m:
+            return 0
+        start = int(m.group(1))
+        if start >= size:
+            raise HttpError(416, f"the bundle has {size} bytes; nothing at byte {start}",
+                            headers={"Content-Range": f"bytes */{size}"})
+        return start
 
 
 class IntakeHTTPServer(ThreadingHTTPServer):

@@ -6,8 +6,9 @@ interchangeable behind a load balancer and may share one bucket::
 
     uploads/<upload-id>/info.json                 the tus upload: length, metadata, case
     uploads/<upload-id>/parts/<offset>-<length>   each accepted PATCH body, written whole
-    bundles/<bundle-id>/<upload-id>.7z            the assembled, verified bundle
-    bundles/<bundle-id>/record.json               written last: a bundle is visible only then
+    bundles/<bundle-id>/<case>/<upload-id>.7z     the assembled, verified bundle
+    bundles/<bundle-id>/<case>/record.json        written last: a bundle is visible only then
+                                                  (<case>: c-<case ID>, or h-<sha256> of an odd one)
 
 Both backends give the same small contract: whole-object writes that readers see
 all or nothing, exclusive creation of small objects (so two processes cannot both

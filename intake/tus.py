@@ -43,6 +43,7 @@ CHECKSUMS: dict[str, Callable] = {"sha256": hashlib.sha256, "sha1": hashlib.sha1
 VERIFIED_HEADER = "Upload-Checksum-Verified"
 HEADER_WINDOW = 1024 * 1024            # bundle.json is read from the first and last MiB
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_CASE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PART = re.compile(r"^(\d{16})-(\d{16})$")
 
@@ -184,8 +185,19 @@ class TusService:
         return f"uploads/{uid}/parts/{start:016d}-{length:016d}"
 
     @staticmethod
-    def record_key(bundle_id: str) -> str:
-        return f"bundles/{bundle_id}/record.json"
+    def case_folder(bundle_id: str, case_id: Optional[str]) -> str:
+        """``bundles/<ID>/<case>``: IDs are unique within a case, so one case's ID never blocks
+        another's.  A case ID that is not a plain key part is stored by its SHA-256."""
+        case = case_id or ""
+        if _CASE_KEY.match(case):
+            part = f"c-{case}"
+        else:
+            part = "h-" + hashlib.sha256(case.encode("utf-8")).hexdigest()[:32]
+        return f"bundles/{bundle_id}/{part}"
+
+    @classmethod
+    def record_key(cls, bundle_id: str, case_id: Optional[str]) -> str:
+        return f"{cls.case_folder(bundle_id, case_id)}/record.json"
 
     # ------------------------------------------------------------------ tus
 
@@ -213,11 +225,10 @@ class TusService:
             raise HttpError(400, "Upload-Metadata must carry sha256: the hex SHA-256 of the whole file")
         case_id = meta.get("case_id") or claims.case_id
         claims.allow_upload(case_id)
-        existing = self.record(bundle_id)
+        existing = self.record(bundle_id, case_id)
         if existing is not None:
-            same_case = existing.get("case_id") == claims.case_id
             raise HttpError(409, f"bundle {bundle_id} was already uploaded; nothing more to send",
-                            extra={"sha256": existing.get("sha256")} if same_case else {})
+                            extra={"sha256": existing.get("sha256")})
         info = UploadInfo(id=secrets.token_hex(16), length=length, case_id=case_id, bundle_id=bundle_id,
                           sha256=sha256, filename=meta.get("filename", ""), metadata=meta,
                           created=self.clock())
@@ -349,7 +360,7 @@ class TusService:
     def finish(self, uid: str, snap: Snapshot) -> UploadInfo:
         """Assemble, verify and publish; any failure deletes the upload (nothing half-shown)."""
         info = snap.info
-        object_key = f"bundles/{info.bundle_id}/{uid}.7z"
+        object_key = f"{self.case_folder(info.bundle_id, info.case_id)}/{uid}.7z"
         digest = _Digest()
         try:
             self.storage.write_stream(object_key, digest.watch(self._assemble(snap)))
@@ -374,9 +385,9 @@ class TusService:
             "recipients": [r.get("key_id") for r in header.get("recipients", [])],
             "password_protected": bool(header.get("password_protected")),
         }
-        if not self.storage.put_bytes(self.record_key(info.bundle_id), json.dumps(record, indent=1).encode(),
-                                      exclusive=True):
-            existing = self.record(info.bundle_id) or {}
+        if not self.storage.put_bytes(self.record_key(info.bundle_id, info.case_id),
+                                      json.dumps(record, indent=1).encode(), exclusive=True):
+            existing = self.record(info.bundle_id, info.case_id) or {}
             if existing.get("upload_id") != uid:
                 self.storage.delete(object_key)
                 self._delete_upload(uid)
@@ -433,9 +444,23 @@ class TusService:
 
     # ------------------------------------------------------------------ engineers
 
-    def record(self, bundle_id: str) -> Optional[dict]:
-        data = self.storage.get_bytes(self.record_key(bundle_id))
+    def record(self, bundle_id: str, case_id: Optional[str]) -> Optional[dict]:
+        """The record of ``bundle_id`` in ``case_id``, or None."""
+        data = self.storage.get_bytes(self.record_key(bundle_id, case_id))
         return json.loads(data) if data else None
+
+    def matches(self, bundle_id: str, case_id: Optional[str] = None) -> list[dict]:
+        """Every record of ``bundle_id`` (one per case that has it), or only ``case_id``'s."""
+        if case_id is not None:
+            found = self.record(bundle_id, case_id)
+            return [found] if found else []
+        found = []
+        for entry in self.storage.list(f"bundles/{bundle_id}/"):
+            if entry.key.endswith("/record.json"):
+                data = self.storage.get_bytes(entry.key)
+                if data:
+                    found.append(json.loads(data))
+        return found
 
     def records(self, case_id: Optional[str] = None) -> Iterator[dict]:
         for entry in self.storage.list("bundles/"):
@@ -482,7 +507,8 @@ class TusService:
             has_record = any(e.key.endswith("/record.json") for e in entries)
             if has_record and len(files) == 1:
                 continue
-            published = (self.record(folder.split("/", 1)[1]) or {}).get("object") if has_record else None
+            data = self.storage.get_bytes(f"{folder}/record.json") if has_record else None
+            published = json.loads(data).get("object") if data else None
             for entry in files:
                 if entry.key != published and now - entry.modified > self.expire_after:
                     self.storage.delete(entry.key)

@@ -1,6 +1,11 @@
 import sys
 from pathlib import Path
 
+# Tests plant folder chains 1,100 deep (hostile trees); Python 3.11's shutil.rmtree, which
+# pytest uses to clean its temporary folders, recurses once per level.  jcdiag itself never
+# recurses over an examined tree: this only keeps the test runner's own clean-up alive.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -18,6 +23,7 @@ def pytest_configure(config):
     # Module- and session-scoped fixtures run before the per-test one below: they get a
     # spool (and run lock) of this test session, never the machine's /var/lib/jcdiag.
     os.environ["JCDIAG_SPOOL"] = os.path.join(_SESSION_STATE, "spool")
+    os.environ["JCDIAG_LOCK_FILE"] = os.path.join(_SESSION_STATE, "jcdiag.lock")
 
 
 def pytest_unconfigure(config):
@@ -26,6 +32,7 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(autouse=True)
 def private_spool(tmp_path, monkeypatch):
-    """Every test gets its own spool (and so its own run lock beside it): tests never touch
-    /var/lib/jcdiag, and two test runs on one machine never contend for the lock."""
+    """Every test gets its own spool and its own run lock: tests never touch /var/lib/jcdiag,
+    and two test runs on one machine never contend for the lock."""
     monkeypatch.setenv("JCDIAG_SPOOL", str(tmp_path / "jcdiag-state" / "spool"))
+    monkeypatch.setenv("JCDIAG_LOCK_FILE", str(tmp_path / "jcdiag-state" / "jcdiag.lock"))

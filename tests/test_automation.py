@@ -105,10 +105,20 @@ def test_lock_refuses_a_symlink(tmp_path):
     assert target.read_text() == "precious\n"
 
 
-def test_default_lock_lives_next_to_the_spool(tmp_path, monkeypatch):
+def test_the_lock_lives_in_the_state_folder_and_moving_the_spool_does_not_move_it(tmp_path, monkeypatch):
     from collector.automation import default_lock_path
-    monkeypatch.setenv("JCDIAG_SPOOL", str(tmp_path / "state" / "spool"))
-    assert default_lock_path() == tmp_path / "state" / "jcdiag.lock"
+    monkeypatch.delenv("JCDIAG_LOCK_FILE")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(sys, "platform", "linux")
+    before = default_lock_path()
+    assert before == tmp_path / "xdg" / "jcdiag" / "jcdiag.lock"
+    monkeypatch.setenv("JCDIAG_SPOOL", str(tmp_path / "elsewhere" / "spool"))
+    assert default_lock_path() == before
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert default_lock_path() == Path("/var/lib/jcdiag/jcdiag.lock")
+    monkeypatch.setenv("JCDIAG_LOCK_FILE", str(tmp_path / "my.lock"))
+    assert default_lock_path() == tmp_path / "my.lock"
 
 
 # --------------------------------------------------------------------------- priority

@@ -89,7 +89,7 @@ max_runtime = "30m"
 """)
     s = load(paths)
     etc = f.parent
-    assert s.get("server") == "https://intake.example.com"
+    assert s.get("server") == "https://intake.example.com/"          # kept as written
     assert s.get("token_file") == etc / "token"
     assert s.get("recipients") == (etc / "keys/support.pub.pem", Path("/abs/other.pem"))
     assert s.get("case") == "123456"

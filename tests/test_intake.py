@@ -44,7 +44,7 @@ def spool_env(tmp_path):
 def visible(intake: Intake, engineer: str) -> set[str]:
     """Bundle IDs an engineer can see, checked through the API and in the storage itself."""
     listed = {b["bundle_id"] for b in intake.get("/api/v1/bundles", engineer).json()["bundles"]}
-    on_disk = {p.parent.name for p in (intake.data / "store" / "bundles").glob("*/record.json")}
+    on_disk = {p.parent.parent.name for p in (intake.data / "store" / "bundles").glob("*/*/record.json")}
     assert listed == on_disk
     return listed
 
@@ -137,15 +137,15 @@ def test_abandoned_uploads_expire_and_are_swept(service):
         tus.snapshot(info.id, claims)
     assert gone.value.status == 410
     other = tus.create(claims, "1000", _meta("JCD-0000-0000-0002"))
-    published = {"object": "bundles/JCD-0000-0000-0003/" + "a" * 32 + ".7z"}
+    published = {"object": "bundles/JCD-0000-0000-0003/c-7/" + "a" * 32 + ".7z"}
     tus.storage.put_bytes(published["object"], b"published bundle")
-    tus.storage.put_bytes("bundles/JCD-0000-0000-0003/record.json", json.dumps(published).encode())
-    tus.storage.put_bytes("bundles/JCD-0000-0000-0004/" + "b" * 32 + ".7z", b"assembled, never published")
+    tus.storage.put_bytes("bundles/JCD-0000-0000-0003/c-7/record.json", json.dumps(published).encode())
+    tus.storage.put_bytes("bundles/JCD-0000-0000-0004/c-7/" + "b" * 32 + ".7z", b"assembled, never published")
     clock.now += 7200
     assert tus.sweep() == 2          # the idle upload and the unpublished file
     assert list(tus.storage.list("uploads/")) == []
     assert [e.key for e in tus.storage.list("bundles/")] == [published["object"],
-                                                             "bundles/JCD-0000-0000-0003/record.json"]
+                                                             "bundles/JCD-0000-0000-0003/c-7/record.json"]
     with pytest.raises(HttpError) as unknown:
         tus.snapshot(other.id, claims)
     assert unknown.value.status == 404
@@ -208,7 +208,8 @@ def test_token_for_another_case_is_refused(intake, engineer, case_a_bundle, tmp_
                env=spool_env)
     assert r.returncode == 4
     (up,) = one_json(r)["uploads"]
-    assert up["status"] == "failed" and "this token is for case B-2, not case A-1" in up["error"]
+    assert up["status"] == "held" and "this token is for case B-2, not case A-1" in up["error"]
+    assert "spool retry" in up["action"] and up["http_status"] == 403
     assert "refused POST /files/: 403" in intake.log()
     assert no_trace(intake, case_a_bundle["bundle_id"])
 
@@ -359,7 +360,7 @@ def test_fetch_refuses_a_download_that_does_not_match_the_record(tmp_path):
     with Intake(tmp_path / "data") as service:
         bundle = make_bundle(tmp_path / "b", service.data / "support.pub.pem", case="H-8")
         assert send(bundle["path"], service.url, service.token("--case", "H-8")).ok
-        (stored,) = (service.data / "store" / "bundles" / bundle["bundle_id"]).glob("*.7z")
+        (stored,) = (service.data / "store" / "bundles" / bundle["bundle_id"]).glob("*/*.7z")
         damaged = bytearray(stored.read_bytes())
         damaged[len(damaged) // 2] ^= 0xFF
         stored.write_bytes(bytes(damaged))

@@ -401,7 +401,7 @@ def test_intake_refuses_a_hostile_header_and_fetch_checks_the_record(tmp_path):
         data = good.read_bytes()
         raw_upload(service.url, token, data, {"bundle_id": good_id, "case_id": "42",
                                               "sha256": hashlib.sha256(data).hexdigest()})
-        record_file = service.data / "store" / "bundles" / good_id / "record.json"
+        record_file = next((service.data / "store" / "bundles" / good_id).rglob("record.json"))
         record = json.loads(record_file.read_text())
         engineer = service.token_file(tmp_path / "e", "--engineer")
         got = tmp_path / "got"

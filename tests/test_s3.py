@@ -113,7 +113,7 @@ def test_end_to_end_on_s3(seaweed, tmp_path):
         (up,) = one_json(r)["uploads"]
         assert up["status"] == "uploaded" and up["verified"]
         keys = seaweed.keys(f"bundles/{bundle['bundle_id']}/")
-        assert f"bundles/{bundle['bundle_id']}/record.json" in keys and len(keys) == 2
+        assert f"bundles/{bundle['bundle_id']}/c-S3-1/record.json" in keys and len(keys) == 2
         assert not [k for k in seaweed.keys("uploads/") if "/parts/" in k]     # parts removed once assembled
         engineer = intake.token_file(tmp_path / "e", "--engineer")
         got = jcdiag("fetch", bundle["bundle_id"], "--server", intake.url, "--token-file", engineer,

@@ -30,15 +30,24 @@ def setup(tmp_path):
     return args, env, tmp_path
 
 
-def test_a_second_run_is_refused_while_one_holds_the_lock(setup):
+def test_a_second_live_run_is_refused_while_one_holds_the_lock(setup):
     args, env, tmp_path = setup
     (tmp_path / "state").mkdir()
-    with single_run_lock(tmp_path / "state/jcdiag.lock"):
-        r = run(args, env)
-    assert r.returncode == 1
-    err = json.loads(r.stdout)["error"]
-    assert "in progress" in err.lower() and str(os.getpid()) in err
-    assert run(args, env).returncode in (0, 3)            # free again once released
+    lock = tmp_path / "state/jcdiag.lock"
+    env = {**env, "JCDIAG_LOCK_FILE": str(lock)}
+    live = [a for a in args if a not in ("--root", args[args.index("--root") + 1], "--platform", "linux")]
+    with single_run_lock(lock):
+        r = run(live, env)
+        assert r.returncode == 1
+        err = json.loads(r.stdout)["error"]
+        assert "in progress" in err.lower() and str(os.getpid()) in err and str(lock) in err
+        # --root and --review runs touch nothing another run owns: the lock does not stop them
+        assert run(args, env).returncode in (0, 3)
+        review = run(args[:args.index("--recipient")] + ["--review", str(tmp_path / "review"), "--json",
+                                                         "--yes"], env)
+        assert review.returncode in (0, 3), review.stderr
+        assert (tmp_path / "review" / "manifest.json").is_file()
+    assert run(args, env).returncode in (0, 3)
 
 
 @pytest.mark.timeout(120)

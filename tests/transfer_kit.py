@@ -45,6 +45,17 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop_process(proc: Optional[subprocess.Popen]) -> None:
+    """Terminate a server this test started (kill it if it does not go within 10 s)."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def jcdiag(*args, env: Optional[dict] = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     """The real console entry point, as scripts and MDM run it."""
     return subprocess.run([sys.executable, "-m", "collector", *map(str, args)], capture_output=True,
@@ -94,13 +105,7 @@ class Intake:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def token(self, *args) -> str:
         r = jcdiag("intake", "token", "--data", self.data, *args)
@@ -111,8 +116,9 @@ class Intake:
         path.write_text(self.token(*args) + "\n")
         return path
 
-    def get(self, path: str, token: Optional[str] = None, **kw) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def get(self, path: str, token: Optional[str] = None, headers: Optional[dict] = None,
+            **kw) -> requests.Response:
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         return requests.get(self.url + path, headers=headers, timeout=10, **kw)
 
     def stats(self, engineer_token: str) -> dict:
@@ -155,18 +161,20 @@ class FaultProxy:
     """
 
     def __init__(self, upstreams: list[int], cuts: int = 0, up_window: int = 100_000,
-                 down_window: int = 600, rate: Optional[float] = None, seed: Optional[int] = None):
+                 down_window: int = 600, rate: Optional[float] = None, seed: Optional[int] = None,
+                 port: int = 0, down_share: float = 0.3):
         self.upstreams = upstreams
         self.cuts_wanted = cuts
         self.cuts_done = 0
         self.up_window, self.down_window = up_window, down_window
         self.rate = rate
         self.random = random.Random(seed)
+        self.down_share = down_share             # the share of cuts made in server-to-client data
         self.lock = threading.Lock()
         self.connections = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.closed = False
@@ -181,7 +189,7 @@ class FaultProxy:
             self.connections += 1
             if self.cuts_done >= self.cuts_wanted:
                 return None, 0
-            if self.random.random() < 0.7:
+            if self.random.random() >= self.down_share:
                 return "up", self.random.randint(1, self.up_window)
             return "down", self.random.randint(1, self.down_window)
 
@@ -277,8 +285,12 @@ class FakeTus:
     ``/files/`` like the intake, with ``verify`` deciding whether it confirms sha256.
     """
 
-    def __init__(self, root: bool = True, verify: bool = False, tls: tuple | None = None):
+    def __init__(self, root: bool = True, verify: bool = False, tls: tuple | None = None,
+                 extensions: str = "creation,termination,checksum", location_origin: Optional[str] = None):
         self.root, self.verify = root, verify
+        self.extensions = extensions
+        self.location_origin = location_origin      # put uploads on another origin (a CDN, say)
+        self.seen: list[tuple[str, str, Optional[str], int]] = []   # method, path, Authorization, body
         self.faults: list[tuple[str, int, dict, bytes]] = []
         self.uploads: dict[str, bytearray] = {}
         self.lengths: dict[str, int] = {}
@@ -304,6 +316,7 @@ class FakeTus:
             def handle_any(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.requests.append((self.command, self.path, time.monotonic()))
+                fake.seen.append((self.command, self.path, self.headers.get("Authorization"), len(body)))
                 for i, (method, status, headers, payload) in enumerate(fake.faults):
                     if method == self.command:
                         del fake.faults[i]
@@ -312,13 +325,14 @@ class FakeTus:
                 if self.command == "OPTIONS":
                     if self.path != prefix:
                         return self.reply(404) if not fake.root else self.reply(204)
-                    return self.reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation,termination,checksum",
+                    return self.reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": fake.extensions,
                                             "Tus-Checksum-Algorithm": "sha256"})
                 if self.command == "POST":
                     uid = f"u{len(fake.uploads)}"
-                    fake.uploads[uid] = bytearray()
+                    fake.uploads[uid] = bytearray(body)
                     fake.lengths[uid] = int(self.headers["Upload-Length"])
-                    return self.reply(201, {"Location": f"{prefix}{uid}"})
+                    location = (fake.location_origin or "") + f"{prefix}{uid}"
+                    return self.reply(201, {"Location": location, "Upload-Offset": len(body)})
                 uid = self.path.rsplit("/", 1)[-1]
                 if uid not in fake.uploads:
                     return self.reply(404)
@@ -364,3 +378,55 @@ class FakeTus:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class TuspyServer:
+    """tuspyserver (a third-party tus server from PyPI) in a subprocess on 127.0.0.1: tus only at
+    ``/files/``, no token.  It ends itself after ``lifetime`` seconds; ``requests()`` reads what
+    it logged (``tests/tuspy_app.py``) and ``stored()`` what it keeps."""
+
+    def __init__(self, workdir: Path, lifetime: float = 240):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log_path = self.workdir / "requests.jsonl"
+        self.lifetime = lifetime
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/files/"
+
+    def start(self) -> "TuspyServer":
+        out = open(self.workdir / "server.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "tuspy_app.py"), str(self.port),
+                                      str(self.workdir / "files"), str(self.log_path), str(self.lifetime)],
+                                     cwd=REPO, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        out.close()
+        try:
+            wait_port(self.port, 20)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError((self.workdir / "server.log").read_text(errors="replace"))
+        return self
+
+    def events(self) -> list[dict]:
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+    def requests(self) -> list[dict]:
+        return [e for e in self.events() if e["event"] == "request"]
+
+    def stored(self, upload_url: str) -> bytes:
+        """The bytes the server holds for an upload (its files folder, by the URL's last part)."""
+        return (self.workdir / "files" / upload_url.rstrip("/").rsplit("/", 1)[-1]).read_bytes()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def __enter__(self) -> "TuspyServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
