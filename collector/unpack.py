@@ -127,15 +127,15 @@ class _Budget:
 class _CappedFile:
     """A py7zr writer (``Py7zIO``) onto one new file, counting into a shared budget."""
 
-    def __init__(self, path: Path, budget: _Budget, digest=None):
+    def __init__(self, path: Optional[Path], budget: _Budget, digest=None):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY | getattr(os, "O_CLOEXEC", 0)
-        self.fd: Optional[int] = os.open(path, flags, 0o600)
+        self.fd: Optional[int] = os.open(path, flags, 0o600) if path is not None else None
         self.budget, self.digest, self.written = budget, digest, 0
 
     def write(self, data) -> int:
         self.budget.take(len(data))
         view = memoryview(data)
-        while view:
+        while view and self.fd is not None:          # no path: count and hash only
             n = os.write(self.fd, view)
             view = view[n:]
         if self.digest is not None:
@@ -168,7 +168,7 @@ class _Factory:
     """Hands py7zr a :class:`_CappedFile` for each name it was told to expect, and
     nothing else: a name py7zr did not get from the checked listing is refused."""
 
-    def __init__(self, root: Path, allowed: set[str], budget: _Budget, digest=None):
+    def __init__(self, root: Optional[Path], allowed: set[str], budget: _Budget, digest=None):
         self.root, self.allowed, self.budget, self.digest = root, allowed, budget, digest
         self.products: list[_CappedFile] = []
 
@@ -176,8 +176,10 @@ class _Factory:
         if filename not in self.allowed:
             raise BundleError(f"refused to write {shown(filename)}: not a checked entry", "unsafe_entry")
         self.allowed.discard(filename)                     # each name is written once
-        path = self.root / filename
-        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        path = None
+        if self.root is not None:
+            path = self.root / filename
+            os.makedirs(path.parent, mode=0o700, exist_ok=True)
         product = _CappedFile(path, self.budget, self.digest)
         self.products.append(product)
         return product
@@ -187,7 +189,7 @@ class _Factory:
             product.close()
 
 
-def _factory(root: Path, allowed: set[str], budget: _Budget, digest=None):
+def _factory(root: Optional[Path], allowed: set[str], budget: _Budget, digest=None):
     """A ``py7zr.io.WriterFactory`` subclass instance (py7zr checks the type)."""
     io = _py7zr().io
 
@@ -203,12 +205,30 @@ def _factory(root: Path, allowed: set[str], budget: _Budget, digest=None):
 def copy_payload(path: Path, header: dict, work: Path) -> Path:
     """``payload.7z`` copied out of the bundle into ``work``, its SHA-256 and size
     checked against the header while copying (at most the declared size is written)."""
+    _stream_payload(path, header, work)
+    return work / PAYLOAD_NAME
+
+
+def check_payload(path: Path | str, header: dict) -> None:
+    """Raise BundleError ``payload_mismatch`` unless the payload entry's bytes have the
+    header's SHA-256 and size.  Streams (hashes, writes nothing): bounded memory and
+    disk whatever the header claims; the intake checks every upload with it."""
+    _stream_payload(Path(path), header, None)
+
+
+def _stream_payload(path: Path, header: dict, work: Optional[Path]) -> None:
+    """Pass the payload entry through a capped, hashing sink (a file in ``work``, or none).
+
+    jcdiag stores the payload uncompressed in the outer archive, so a declared size
+    past the file's own size is refused before any byte is decompressed: a hostile
+    entry cannot make the reader inflate more than the bundle's size.
+    """
     expected = header["payload"]
     mismatch = BundleError(f"{path}: the payload does not match its header (SHA-256 or size): the "
                            "bundle was modified or is incomplete; fetch it again", "payload_mismatch")
     with open_outer(path) as outer:
         entry = outer_entries(outer, path)[PAYLOAD_NAME]
-        if entry.uncompressed != expected["size"]:
+        if entry.uncompressed != expected["size"] or expected["size"] > path.stat().st_size:
             raise mismatch
         digest = hashlib.sha256()
         factory = _factory(work, {PAYLOAD_NAME}, _Budget(expected["size"], f"{path}: {PAYLOAD_NAME}"), digest)
@@ -220,11 +240,9 @@ def copy_payload(path: Path, header: dict, work: Path) -> Path:
             raise mismatch from None
         finally:
             factory.close_all()
-    payload = work / PAYLOAD_NAME
     if not factory.products or factory.products[0].written != expected["size"] \
             or digest.hexdigest() != expected["sha256"]:
         raise mismatch
-    return payload
 
 
 def check_name(name: object) -> str:

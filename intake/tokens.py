@@ -1,10 +1,19 @@
-"""Signed, expiring, scoped bearer tokens for the intake, and the secret that signs them.
+"""Signed, expiring, scoped bearer tokens for the intake: standard JWTs (HS256, PyJWT).
 
-A token is ``jcdt1.<claims>.<signature>``: the claims are base64url JSON
-(``scope``, ``case``, ``exp``, ``iat``, ``jti``) and the signature is
-HMAC-SHA256 over ``jcdt1.<claims>`` with a 32-byte secret the intake keeps in its
-data directory (mode 0600).  Nothing is stored per token, so any intake process
-that has the secret can check any token: the service stays stateless.
+A token is a JSON Web Token signed with HMAC-SHA256 under a 32-byte secret the
+intake keeps in its data directory (``token-secret``, mode 0600).  Standard JWTs,
+so a ticketing system can mint an upload token itself with any JWT library and
+the same secret; the claims are::
+
+    scope   "upload" or "engineer"                      (required)
+    case    the support case ID (upload tokens only; 1-128 printable characters)
+    exp     expiry, Unix seconds                        (required)
+    iat     issued at, Unix seconds                     (required)
+    jti     a unique token ID (logged nowhere; for revocation lists)
+
+Only HS256 is accepted (``alg: none`` and key-confusion tricks are refused by
+PyJWT's algorithm allow-list).  Nothing is stored per token, so any intake
+process that has the secret can check any token: the service stays stateless.
 
 Two scopes exist, and neither implies the other:
 
@@ -13,10 +22,6 @@ Two scopes exist, and neither implies the other:
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import os
 import re
 import secrets
@@ -25,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-PREFIX = "jcdt1"
+import jwt
+
+ALGORITHM = "HS256"
+MAX_TOKEN = 4096                       # characters: a JWT of our claims is ~250
 SECRET_NAME = "token-secret"
 SECRET_BYTES = 32
 SCOPES = ("upload", "engineer")
@@ -95,18 +103,6 @@ def load_or_create_secret(data_dir: Path | str) -> bytes:
     return secret
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _sign(secret: bytes, signed_part: str) -> str:
-    return _b64(hmac.new(secret, signed_part.encode("ascii"), hashlib.sha256).digest())
-
-
 def issue(secret: bytes, scope: str, case_id: Optional[str] = None, ttl_seconds: int = 7 * 86400,
           now: Optional[float] = None) -> str:
     """A new token; ``case_id`` is required for (and only for) the ``upload`` scope."""
@@ -114,33 +110,54 @@ def issue(secret: bytes, scope: str, case_id: Optional[str] = None, ttl_seconds:
         raise ValueError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
     if (scope == "upload") != bool(case_id):
         raise ValueError("an upload token needs a case ID, an engineer token none")
+    if case_id is not None and not _case_ok(case_id):
+        raise ValueError("a case ID is 1-128 printable characters")
     issued = int(now if now is not None else time.time())
-    claims = {"scope": scope, "case": case_id, "iat": issued, "exp": issued + int(ttl_seconds),
-              "jti": secrets.token_hex(8)}
-    body = f"{PREFIX}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
-    return f"{body}.{_sign(secret, body)}"
+    claims = {"scope": scope, "iat": issued, "exp": issued + int(ttl_seconds), "jti": secrets.token_hex(8)}
+    if case_id:
+        claims["case"] = case_id
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def verify(secret: bytes, token: str, now: Optional[float] = None) -> Claims:
     """The claims of a genuine, unexpired token, or TokenError (401) saying why not."""
-    parts = token.strip().split(".")
-    if len(parts) != 3 or parts[0] != PREFIX:
-        raise TokenError("not a jcdiag intake token (expected jcdt1.<claims>.<signature>); check "
+    token = token.strip()
+    if len(token) > MAX_TOKEN or token.count(".") != 2:
+        raise TokenError("not an intake token (expected a JWT: header.claims.signature); check "
                          "the token file")
-    body = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_sign(secret, body), parts[2]):
-        raise TokenError("token signature is not valid for this intake (wrong server, or the "
-                         "token was altered); ask support for a new token")
-    try:
-        claims = json.loads(_unb64(parts[1]))
-        scope, case_id, expires = claims["scope"], claims.get("case"), int(claims["exp"])
-    except (ValueError, KeyError, TypeError):
-        raise TokenError("token claims are damaged; ask support for a new token") from None
-    if scope not in SCOPES:
-        raise TokenError(f"token has unknown scope {scope!r}")
     current = now if now is not None else time.time()
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["exp", "iat", "scope"], "verify_exp": False,
+                                     "verify_iat": False})
+    except jwt.InvalidSignatureError:
+        raise TokenError("token signature is not valid for this intake (wrong server, or the "
+                         "token was altered); ask support for a new token") from None
+    except jwt.InvalidAlgorithmError:
+        raise TokenError(f"token is not signed with {ALGORITHM}; ask support for a new token") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenError(f"token has no {exc.claim!r} claim; ask support for a new token") from None
+    except jwt.PyJWTError:
+        raise TokenError("not an intake token (a damaged or foreign JWT); ask support for a new "
+                         "token") from None
+    scope, case_id, expires, issued = (claims.get("scope"), claims.get("case"), claims.get("exp"),
+                                       claims.get("iat"))
+    if scope not in SCOPES:
+        raise TokenError(f"token has unknown scope {str(scope)[:20]!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (expires, issued)):
+        raise TokenError("token exp and iat must be whole Unix seconds")
+    if scope == "upload" and not _case_ok(case_id):
+        raise TokenError("upload token without a valid case claim (1-128 printable characters)")
+    if scope == "engineer":
+        case_id = None
     if current >= expires:
-        when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires))
+        when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(max(0, min(expires, 2 ** 33))))
         raise TokenError(f"token expired at {when}; ask support for a new token "
                          "(jcdiag intake token)")
-    return Claims(scope, case_id, expires, str(claims.get("jti", "")))
+    if issued > current + 300:
+        raise TokenError("token is issued in the future (clock skew over 5 minutes)")
+    return Claims(scope, case_id, expires, str(claims.get("jti", ""))[:64])
+
+
+def _case_ok(case_id) -> bool:
+    return isinstance(case_id, str) and 0 < len(case_id) <= 128 and case_id.isprintable()
