@@ -201,10 +201,39 @@ _DATA_OPTION = click.option("--data", "data_dir", type=click.Path(file_okay=Fals
 @click.option("--max-size", type=SizeType(), default="2G", show_default=True, help="Largest upload accepted.")
 @click.option("--expire-after", metavar="DURATION", default="24h", show_default=True,
               help="Drop an unfinished upload idle this long (30m, 24h, 7d).")
-def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, expire_after):
-    """Serve tus uploads under /files/ and the bundle API under /api/v1/."""
-    import logging
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="F",
+              help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="F",
+              help="The PEM private key of --tls-cert.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes serving the one socket (state is in storage, so any may answer).")
+@click.option("--limit-concurrency", type=click.IntRange(1), default=1000, show_default=True,
+              help="Open connections per process; more are answered 503.")
+@click.option("--timeout-keep-alive", type=click.FloatRange(0.1), default=5.0, show_default=True,
+              help="Seconds an idle connection stays open between requests.")
+@click.option("--header-timeout", type=click.FloatRange(0.1), default=15.0, show_default=True,
+              help="Seconds a request line and headers may take to arrive.")
+@click.option("--body-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds a request body may pause (and grace before --body-min-rate applies).")
+@click.option("--body-min-rate", type=SizeType(), default="32K", show_default=True,
+              help="Bytes per second a request body must average.")
+@click.option("--max-open-uploads", type=click.IntRange(1), default=8, show_default=True,
+              help="Unfinished uploads per case (429 beyond).")
+@click.option("--max-inflight", type=SizeType(), default="8G", show_default=True,
+              help="Bytes announced by a case's unfinished uploads (429 beyond).")
+@click.option("--min-free-disk", type=SizeType(), default="1G", show_default=True,
+              help="Free disk kept in reserve; uploads that would go below it get 507.")
+@click.option("--notify-url", metavar="URL", help="POST a JSON event here per verified bundle (retried).")
+@click.option("--sweep-every", type=click.FloatRange(0.1), default=300.0, hidden=True)
+@click.option("--notify-delay", type=click.FloatRange(0.0), default=1.0, hidden=True)
+def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, expire_after, tls_cert, tls_key,
+          workers, limit_concurrency, timeout_keep_alive, header_timeout, body_timeout, body_min_rate,
+          max_open_uploads, max_inflight, min_free_disk, notify_url, sweep_every, notify_delay):
+    """Serve tus uploads under /files/ and the bundle API under /api/v1/ (uvicorn; JSON log lines
+    on stderr).  The same app runs under uvicorn or gunicorn directly: see README, Team deployment."""
+    import ssl
 
+    from intake import logs
     from intake.server import IntakeConfig, serve as run
     from intake.storage import StorageError
     from intake.tokens import TokenError, parse_duration
@@ -215,15 +244,25 @@ def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, ex
         expire_seconds = parse_duration(expire_after)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expire-after")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    for chatty in ("botocore", "boto3", "s3transfer", "urllib3"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if notify_url and not notify_url.lower().startswith(("http://", "https://")):
+        raise click.BadParameter("give an http:// or https:// URL", param_hint="--notify-url")
+    if body_min_rate <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--body-min-rate")
+    logs.setup()
     config = IntakeConfig(data_dir=data_dir, host=host, port=port, recipients=list(recipients),
                           s3_endpoint=s3_endpoint, s3_bucket=s3_bucket, max_size=max_size,
-                          expire_after=float(expire_seconds))
+                          expire_after=float(expire_seconds), sweep_every=sweep_every,
+                          max_open_uploads=max_open_uploads, max_inflight=max_inflight,
+                          min_free_disk=min_free_disk, tls_cert=tls_cert, tls_key=tls_key, workers=workers,
+                          limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive,
+                          header_timeout=header_timeout, body_timeout=body_timeout,
+                          body_min_rate=float(body_min_rate), notify_url=notify_url, notify_delay=notify_delay)
     try:
-        run(config, announce=lambda line: click.echo(line, err=True))
+        run(config)
+    except ssl.SSLError as exc:
+        raise Fail(f"cannot use --tls-cert/--tls-key: {exc.reason or exc}")
     except OSError as exc:
         if exc.filename is None and exc.strerror:
             raise Fail(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port")

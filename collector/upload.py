@@ -258,6 +258,9 @@ class TusClient:
         if status == 401:
             raise UploadError(f"the server refused the token (401){said}. Ask support for a new upload "
                               "token for this case and pass it with --token-file", final=True, status=status)
+        if status == 403 and _json_or_empty(reply).get("already_uploaded") is True:
+            # the intake answers a finished bundle ID with 403 (tus clients retry 409, not 403)
+            raise AlreadyUploaded(reply.message(), _json_or_empty(reply).get("sha256"))
         if status == 403:
             raise UploadError(f"not allowed (403){said}. Check that --case matches the case the token "
                               "was issued for", final=True, status=status)
@@ -313,7 +316,7 @@ class TusClient:
             headers["Content-Length"] = "0"
         reply = self.request("POST", tus_url, headers=headers, data=first or None,
                              timeout=(CONNECT_TIMEOUT, READ_TIMEOUT * 5 if len(first) == length else READ_TIMEOUT))
-        if reply.status == 409:
+        if reply.status == 409:           # older intakes; now 403 + already_uploaded (see check)
             raise AlreadyUploaded(reply.message(), _json_or_empty(reply).get("sha256"))
         self.check(reply, tus_url, "creating the upload")
         location = reply.headers.get("Location")
@@ -362,7 +365,8 @@ class TusClient:
 
 
 class AlreadyUploaded(UploadError):
-    """409 at creation: the server already has a finished bundle with this ID."""
+    """At creation: the server already has a finished bundle with this ID (409, or 403 with
+    ``already_uploaded``)."""
 
     def __init__(self, message: str, sha256: Optional[str]):
         super().__init__(message, final=True, status=409)

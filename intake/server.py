@@ -1,20 +1,11 @@
-"""``jcdiag intake serve``: the reference case-intake service over the standard library's HTTP server.
+"""``jcdiag intake serve``: the intake's configuration, its service object, and uvicorn.
 
-Routes (tus under ``/files/``, a small JSON API under ``/api/v1/``)::
-
-    OPTIONS /files/                       tus discovery (no token needed)
-    POST    /files/                       create an upload        (upload token for the case)
-    HEAD    /files/<id>                   offset, and the verified sha256 once finished
-    PATCH   /files/<id>                   one chunk, Upload-Checksum checked
-    DELETE  /files/<id>                   cancel an unfinished upload
-    GET     /api/v1/recipients            the support public keys collectors seal to (public)
-    GET     /api/v1/token/check?case=ID   pre-flight: is this token good for this case
-    GET     /api/v1/bundles[?case=ID]     finished, verified bundles      (engineer token)
-    GET     /api/v1/bundles/<id>[?case=C] one bundle's record; 409 with "matches" when the ID
-                                          exists in several cases and no case is given
-    GET     /api/v1/bundles/<id>/content[?case=C]  the bundle, streamed; honours Range: bytes=N-
-                                          (206 Partial Content) so a cut download resumes
-    GET     /api/v1/stats                 this process's counters         (engineer token)
+The HTTP side is :mod:`intake.app` (Starlette), served by uvicorn with limits a
+public service needs: TLS (``--tls-cert/--tls-key``), ``--workers N`` processes on
+one socket, a bound on open connections (``--limit-concurrency``, 503 beyond),
+an idle keep-alive timeout, a deadline for a request's head
+(:class:`StrictH11Protocol`: a client trickling a header line every few seconds is
+cut off) and, in the app, an idle and minimum-rate deadline for bodies.
 
 The process keeps no state: storage holds everything (:mod:`intake.storage`), the
 data directory holds only configuration (the token-signing secret and, when no
@@ -27,24 +18,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import signal
-import sys
-import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import parse_qs, urlsplit
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from collector.envelope import keygen, load_recipient
-from collector.ids import normalize
 
-from .storage import READ_CHUNK, Storage, StorageError, open_storage
+from .metrics import Stats
+from .notify import Notifier
+from .storage import Storage, open_storage
 from .tokens import Claims, TokenError, load_or_create_secret, verify
-from .tus import (CHECKSUMS, EXTENSIONS, TUS_VERSION, VERIFIED_HEADER, ClientGone, HttpError,
-                  Stats, TusService, checksum_b64, http_date)
+from .tus import DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_OPEN, DEFAULT_MIN_FREE, Limits, TusService
 
 log = logging.getLogger("jcdiag.intake")
 
@@ -52,10 +39,7 @@ DEFAULT_PORT = 8080
 DEFAULT_MAX_SIZE = 2 * 1024 ** 3
 DEFAULT_EXPIRE_AFTER = 24 * 3600
 KEY_PREFIX = "support"                  # data dir: support.key.pem / support.pub.pem
-SMALL_BODY = 64 * 1024
-_UPLOAD_PATH = re.compile(r"^/files/([^/]+)$")
-_RANGE = re.compile(r"^bytes=(\d{1,15})-$")
-_BUNDLE_PATH = re.compile(r"^/api/v1/bundles/([^/]+)(/content)?$")
+ENV_CONFIG = "JCDIAG_INTAKE_CONFIG"     # the whole config as JSON (set for --workers children)
 
 
 @dataclass
@@ -69,6 +53,49 @@ class IntakeConfig:
     max_size: int = DEFAULT_MAX_SIZE
     expire_after: float = DEFAULT_EXPIRE_AFTER
     sweep_every: float = 300.0
+    max_open_uploads: int = DEFAULT_MAX_OPEN
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    min_free_disk: int = DEFAULT_MIN_FREE
+    tls_cert: Optional[Path] = None
+    tls_key: Optional[Path] = None
+    workers: int = 1
+    limit_concurrency: int = 1000       # open connections + running requests, per process
+    backlog: int = 2048
+    timeout_keep_alive: float = 5.0     # idle seconds between requests on a connection
+    header_timeout: float = 15.0        # seconds for a request line and headers to arrive
+    body_timeout: float = 30.0          # seconds without a body byte
+    body_min_rate: float = 32 * 1024    # bytes/s a body must average (after body_timeout)
+    notify_url: Optional[str] = None
+    notify_attempts: int = 5
+    notify_delay: float = 1.0
+
+    def to_json(self) -> str:
+        return json.dumps({k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "recipients"
+                               else v) for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "IntakeConfig":
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in raw.items() if k in known})
+        config.data_dir = Path(config.data_dir)
+        config.recipients = [Path(p) for p in config.recipients]
+        config.tls_cert = Path(config.tls_cert) if config.tls_cert else None
+        config.tls_key = Path(config.tls_key) if config.tls_key else None
+        return config
+
+
+def config_from_env() -> IntakeConfig:
+    """The configuration for ``uvicorn intake.app:create_app --factory`` (and gunicorn workers):
+    ``JCDIAG_INTAKE_CONFIG`` (JSON of :class:`IntakeConfig`), else ``JCDIAG_INTAKE_DATA``,
+    ``JCDIAG_INTAKE_S3_ENDPOINT``, ``JCDIAG_INTAKE_S3_BUCKET``, ``JCDIAG_INTAKE_NOTIFY_URL``."""
+    if os.environ.get(ENV_CONFIG):
+        return IntakeConfig.from_json(os.environ[ENV_CONFIG])
+    env = os.environ.get
+    return IntakeConfig(data_dir=Path(env("JCDIAG_INTAKE_DATA", "intake-data")),
+                        s3_endpoint=env("JCDIAG_INTAKE_S3_ENDPOINT") or None,
+                        s3_bucket=env("JCDIAG_INTAKE_S3_BUCKET") or None,
+                        notify_url=env("JCDIAG_INTAKE_NOTIFY_URL") or None)
 
 
 class Intake:
@@ -82,8 +109,11 @@ class Intake:
         self.secret = load_or_create_secret(config.data_dir)
         self.recipients = publishable_recipients(config.data_dir, config.recipients)
         self.stats = Stats()
+        limits = Limits(config.max_open_uploads, config.max_inflight, config.min_free_disk)
         self.tus = TusService(self.storage, config.max_size, config.expire_after, self.stats,
-                              log=log.info)
+                              log=log.info, limits=limits)
+        self.notifier = Notifier(config.notify_url, self.stats.add, config.notify_attempts,
+                                 config.notify_delay) if config.notify_url else None
 
     def claims(self, authorization: Optional[str]) -> Claims:
         if not authorization or not authorization.lower().startswith("bearer "):
@@ -114,340 +144,131 @@ def publishable_recipients(data_dir: Path, given: list[Path]) -> list[dict]:
     return published
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "jcdiag-intake"
-    timeout = 60                         # a stalled client frees its thread after this
+class StrictH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a deadline for the request head.
 
-    @property
-    def app(self) -> Intake:
-        return self.server.app          # type: ignore[attr-defined]
+    uvicorn times out idle keep-alive connections, but once a byte arrives it waits
+    for the rest of the head forever; this closes a connection whose request line
+    and headers are not complete ``jcdiag_header_timeout`` seconds after it opened
+    (or after its previous response).  The value travels on uvicorn's Config so
+    ``--workers`` children (spawned, the config pickled) keep it.
+    """
 
-    # --------------------------------------------------------------- plumbing
+    _head_timer = None
+    _head = b""
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's name
-        log.info("%s %s", self.address_string(), format % args)
+    def data_received(self, data: bytes) -> None:
+        """Refuse a request head that repeats a framing header, even with the same value.
 
-    def _content_length(self) -> int:
-        try:
-            value = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise HttpError(400, "Content-Length is not a number") from None
-        if value < 0:
-            raise HttpError(400, "Content-Length is negative")
-        return value
-
-    def _discard_small_body(self) -> None:
-        length = self._content_length()
-        if length > SMALL_BODY:
-            self.close_connection = True
-        elif length:
-            self.rfile.read(length)
-        self._body_read = True
-
-    def _send(self, status: int, body: bytes = b"", headers: Optional[dict] = None,
-              content_type: Optional[str] = None, tus: bool = False) -> None:
-        if not getattr(self, "_body_read", False) and self.command in ("POST", "PATCH", "PUT"):
-            self.close_connection = True          # an unread body must not be parsed as a request
-        reason = "Checksum Mismatch" if status == 460 else None
-        self.send_response(status, reason)
-        if tus:
-            self.send_header("Tus-Resumable", TUS_VERSION)
-        for name, value in (headers or {}).items():
-            self.send_header(name, str(value))
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, data: dict, headers: Optional[dict] = None, tus: bool = False) -> None:
-        self._send(status, json.dumps(data).encode() + b"\n", headers, "application/json", tus)
-
-    def _base_url(self) -> str:
-        proto = self.headers.get("X-Forwarded-Proto", "http").split(",")[0].strip() or "http"
-        host = self.headers.get("X-Forwarded-Host") or self.headers.get("Host") or \
-            f"{self.server.server_address[0]}:{self.server.server_address[1]}"
-        return f"{proto}://{host.split(',')[0].strip()}"
-
-    # --------------------------------------------------------------- dispatch
-
-    def do_OPTIONS(self): self._dispatch("OPTIONS")     # noqa: E704
-    def do_HEAD(self): self._dispatch("HEAD")           # noqa: E704
-    def do_GET(self): self._dispatch("GET")             # noqa: E704
-    def do_POST(self): self._dispatch("POST")           # noqa: E704
-    def do_PATCH(self): self._dispatch("PATCH")         # noqa: E704
-    def do_DELETE(self): self._dispatch("DELETE")       # noqa: E704
-
-    def _dispatch(self, method: str) -> None:
-        self._body_read = method in ("GET", "HEAD", "OPTIONS", "DELETE")
-        override = self.headers.get("X-HTTP-Method-Override")
-        if method == "POST" and override:
-            method = override.upper()
-        path = urlsplit(self.path).path
-        tus = path == "/files" or path.startswith("/files/")
-        try:
-            self._route(method, path, tus)
-        except HttpError as exc:
-            self._refuse(exc.status, str(exc), exc.headers, exc.extra, tus)
-        except TokenError as exc:
-            self._refuse(exc.status, str(exc), {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {},
-                         {}, tus)
-        except ClientGone:
-            self.close_connection = True
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-        except StorageError as exc:
-            log.error("storage failed: %s", exc)
-            self._refuse(503, f"storage unavailable: {exc}", {"Retry-After": "5"}, {}, tus)
-        except Exception:  # noqa: BLE001 - one broken request must not stop the service
-            log.exception("error answering %s %s", method, path)
-            self._refuse(500, "internal error; try again", {}, {}, tus)
-
-    def _refuse(self, status: int, message: str, headers: dict, extra: dict, tus: bool) -> None:
-        routine = status == 404 or (status == 409 and "Upload-Offset" in headers)
-        if not routine:
-            log.warning("refused %s %s: %d %s", self.command, urlsplit(self.path).path, status, message)
-        if status == 412:
-            headers = {**headers, "Tus-Version": TUS_VERSION}
-        try:
-            self._json(status, {"error": message, **extra}, headers, tus)
-        except OSError:
-            self.close_connection = True
-
-    def _route(self, method: str, path: str, tus: bool) -> None:
-        if path in ("/files", "/files/"):
-            if method == "OPTIONS":
-                return self._tus_options()
-            self._require_tus()
-            if method == "POST":
-                return self._tus_create()
-            raise HttpError(405, f"{method} is not allowed on /files/")
-        m = _UPLOAD_PATH.match(path)
-        if m:
-            if method == "OPTIONS":
-                return self._tus_options()
-            self._require_tus()
-            handler = {"HEAD": self._tus_head, "PATCH": self._tus_patch,
-                       "DELETE": self._tus_delete}.get(method)
-            if handler is None:
-                raise HttpError(405, f"{method} is not allowed on an upload")
-            return handler(m.group(1))
-        if method not in ("GET", "HEAD"):
-            if path == "/" and method == "OPTIONS":
-                return self._send(204, headers={"Allow": "GET, OPTIONS"})
-            raise HttpError(405, f"{method} is not allowed here")
-        if path == "/":
-            return self._json(200, {"service": "jcdiag-intake", "tus": "/files/", "api": "/api/v1/"})
-        if path == "/api/v1/recipients":
-            return self._json(200, {"recipients": self.app.recipients})
-        if path == "/api/v1/token/check":
-            return self._token_check()
-        if path == "/api/v1/stats":
-            self.app.claims(self.headers.get("Authorization")).allow_engineer()
-            return self._json(200, self.app.stats.snapshot())
-        if path == "/api/v1/bundles":
-            self.app.claims(self.headers.get("Authorization")).allow_engineer()
-            case = (parse_qs(urlsplit(self.path).query).get("case") or [None])[0]
-            return self._json(200, {"bundles": list(self.app.tus.records(case))})
-        m = _BUNDLE_PATH.match(path)
-        if m:
-            self.app.claims(self.headers.get("Authorization")).allow_engineer()
-            case = (parse_qs(urlsplit(self.path).query).get("case") or [None])[0]
-            return self._bundle(m.group(1), bool(m.group(2)), case)
-        raise HttpError(404, f"nothing at {path}: the tus endpoint is /files/, the API /api/v1/")
-
-    # --------------------------------------------------------------- tus
-
-    def _require_tus(self) -> None:
-        if self.headers.get("Tus-Resumable") != TUS_VERSION:
-            raise HttpError(412, f"this server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}")
-
-    def _tus_options(self) -> None:
-        self._send(204, headers={"Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
-                                 "Tus-Max-Size": self.app.config.max_size,
-                                 "Tus-Checksum-Algorithm": ",".join(CHECKSUMS)}, tus=True)
-
-    def _expiry_headers(self, last_activity: float) -> dict:
-        return {"Upload-Expires": http_date(last_activity + self.app.config.expire_after)}
-
-    def _tus_create(self) -> None:
-        self._discard_small_body()
-        claims = self.app.claims(self.headers.get("Authorization"))
-        info = self.app.tus.create(claims, self.headers.get("Upload-Length"),
-                                   self.headers.get("Upload-Metadata", ""))
-        log.info("upload %s created: bundle %s, case %s, %d bytes", info.id, info.bundle_id,
-                 info.case_id, info.length)
-        self._send(201, headers={"Location": f"{self._base_url()}/files/{info.id}",
-                                 **self._expiry_headers(info.created)}, tus=True)
-
-    def _offset_headers(self, snap, offset: int) -> dict:
-        headers = {"Upload-Offset": offset, "Upload-Length": snap.info.length,
-                   **self._expiry_headers(snap.last_activity)}
-        if snap.info.metadata:
-            headers["Upload-Metadata"] = snap.info.metadata_header()
-        if snap.info.completed:
-            headers[VERIFIED_HEADER] = f"sha256 {checksum_b64(snap.info.completed['sha256'])}"
-        return headers
-
-    def _tus_head(self, uid: str) -> None:
-        snap = self.app.tus.snapshot(uid, self.app.claims(self.headers.get("Authorization")))
-        offset = snap.info.length if snap.info.completed else snap.offset
-        self._send(200, headers=self._offset_headers(snap, offset), tus=True)
-
-    def _tus_patch(self, uid: str) -> None:
-        claims = self.app.claims(self.headers.get("Authorization"))
-        content_type = self.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip() != "application/offset+octet-stream":
-            raise HttpError(415, "PATCH bodies must be Content-Type: application/offset+octet-stream")
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            raise HttpError(411, "send PATCH bodies with a Content-Length")
-        length = self._content_length()
-        self.app.stats.add("patches")
-        snap, offset = self.app.tus.receive(uid, claims, self.headers.get("Upload-Offset"), length,
-                                            self.rfile, self.headers.get("Upload-Checksum"))
-        self._body_read = True
-        self._send(204, headers=self._offset_headers(snap, offset), tus=True)
-
-    def _tus_delete(self, uid: str) -> None:
-        self.app.tus.terminate(uid, self.app.claims(self.headers.get("Authorization")))
-        log.info("upload %s cancelled by the client", uid)
-        self._send(204, tus=True)
-
-    # --------------------------------------------------------------- API
-
-    def _token_check(self) -> None:
-        query = parse_qs(urlsplit(self.path).query)
-        claims = self.app.claims(self.headers.get("Authorization"))
-        scope = (query.get("scope") or ["upload"])[0]
-        if scope == "engineer":
-            claims.allow_engineer()
-        else:
-            claims.allow_upload((query.get("case") or [None])[0])
-        expires = datetime.fromtimestamp(claims.expires, timezone.utc).isoformat()
-        self._json(200, {"ok": True, "scope": claims.scope, "case_id": claims.case_id, "expires": expires,
-                         "max_size": self.app.config.max_size})
-
-    def _bundle(self, raw_id: str, content: bool, case_id: Optional[str]) -> None:
-        try:
-            bundle_id = normalize(raw_id)
-        except ValueError as exc:
-            raise HttpError(400, str(exc)) from None
-        found = self.app.tus.matches(bundle_id, case_id)
-        if not found:
-            raise HttpError(404, f"no finished bundle {bundle_id} here"
-                                 + (f" in case {case_id}" if case_id else "")
-                                 + ": check the ID in the ticket, or the upload has not completed yet")
-        if len(found) > 1:
-            cases = sorted(str(r.get("case_id")) for r in found)
-            raise HttpError(409, f"bundle ID {bundle_id} exists in cases {', '.join(cases)}: add ?case=ID",
-                            extra={"matches": found})
-        record = found[0]
-        if not content:
-            return self._json(200, record)
-        size = record["size"]
-        start = self._range_start(size)
-        try:
-            reader = self.app.storage.open(record["object"])
-        except KeyError:
-            raise HttpError(500, f"bundle {bundle_id} is listed but its file is missing") from None
-        with reader:
-            self.send_response(206 if start else 200)
-            self.send_header("Content-Type", "application/x-7z-compressed")
-            self.send_header("Content-Length", str(size - start))
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Disposition", f'attachment; filename="{bundle_id}.7z"')
-            self.send_header("X-Content-SHA256", record["sha256"])
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            if self.command == "HEAD":
-                return
-            skip = start
-            while skip:
-                skipped = len(reader.read(min(READ_CHUNK, skip)))
-                if not skipped:
-                    break
-                skip -= skipped
-            sent = start
-            while sent < size:
-                data = reader.read(min(READ_CHUNK, size - sent))
-                if not data:
-                    break
-                self.wfile.write(data)
-                sent += len(data)
-            if sent != size:
-                self.close_connection = True        # the client sees a short body, not a bad file
-
-    def _range_start(self, size: int) -> int:
-        """The first byte a ``Range: bytes=N-`` asks for (0 without one); 416 past the end.
-
-        Only the open-ended single range resuming clients send is served; any other
-        form gets the whole file (RFC 9110 lets a server ignore Range).
+        h11 folds ``Content-Length: 10`` twice (or ``10, 10``) into one, so the app
+        never sees the repeat; a proxy in front may have read it differently.  Only
+        heads that arrive while no request is in progress are scanned (bounded by
+        h11's 16 KiB head limit); the app checks the parsed headers as well.
         """
-        value = (self.headers.get("Range") or "").strip()
-        m = _RANGE.match(value)
-        if not m:
-            return 0
-        start = int(m.group(1))
-        if start >= size:
-            raise HttpError(416, f"the bundle has {size} bytes; nothing at byte {start}",
-                            headers={"Content-Range": f"bytes */{size}"})
-        return start
+        if self.conn.their_state is h11.IDLE and len(self._head) < 65536:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end >= 0:
+                head, self._head = self._head[:end], b""
+                problem = repeated_framing(head)
+                if problem:
+                    log.warning("refused a request from %s: %s", (self.client or ("?",))[0], problem)
+                    body = json.dumps({"error": problem + "; send it once"}).encode() + b"\n"
+                    self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                                         b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                    self.transport.close()
+                    return
+        else:
+            self._head = b""
+        super().data_received(data)
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        seconds = getattr(self.config, "jcdiag_header_timeout", 15.0)
+        self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.warning("closed a connection from %s: request head not complete in time",
+                        (self.client or ("?",))[0])
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:
+            self._cancel_head_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
 
 
-class IntakeHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self, address, app: Intake):
-        super().__init__(address, Handler)
-        self.app = app
-
-    def handle_error(self, request, client_address) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            log.info("%s: connection dropped (%s)", client_address[0], type(exc).__name__)
-            return
-        log.exception("error serving %s", client_address[0])
+_FRAMING = (b"content-length", b"transfer-encoding")
 
 
-def make_server(config: IntakeConfig, storage: Optional[Storage] = None) -> IntakeHTTPServer:
-    """A bound (not yet serving) intake server; ``server.server_address`` has the real port."""
-    return IntakeHTTPServer((config.host, config.port), Intake(config, storage))
+def repeated_framing(head: bytes) -> Optional[str]:
+    """Why a raw request head is refused: a framing header given twice or as a list."""
+    seen = set()
+    for raw in head.split(b"\r\n")[1:]:
+        name, sep, value = raw.partition(b":")
+        name = name.strip().lower()
+        if sep and name in _FRAMING:
+            if name in seen or (name == b"content-length" and b"," in value):
+                return f"repeated {name.decode()} header"
+            seen.add(name)
+    return None
 
 
-def _sweeper(server: IntakeHTTPServer, every: float, stop: threading.Event) -> None:
-    while not stop.wait(every):
-        try:
-            server.app.tus.sweep()
-        except Exception:  # noqa: BLE001 - keep sweeping; the next run may succeed
-            log.exception("expiring abandoned uploads failed")
+def prepare(config: IntakeConfig) -> Intake:
+    """Everything that must exist once before workers start (secret, key pair, storage check)."""
+    return Intake(config)
 
 
-def serve(config: IntakeConfig, announce: Callable[[str], None]) -> None:
-    """Run until SIGINT/SIGTERM, expiring abandoned uploads in the background."""
-    server = make_server(config)
-    host, port = server.server_address[:2]
-    server.app.tus.sweep()
-    stop = threading.Event()
-    threading.Thread(target=_sweeper, args=(server, config.sweep_every, stop), daemon=True).start()
+def serve(config: IntakeConfig, announce: Optional[Callable[[str], None]] = None) -> None:
+    """Run until SIGINT/SIGTERM (uvicorn's handlers), expiring abandoned uploads meanwhile."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    announce(f"jcdiag intake listening on http://{host}:{port}/ (tus /files/, API /api/v1/; "
-             f"storage: {server.app.storage.description}; {len(server.app.recipients)} recipient key(s); "
-             f"max upload {config.max_size} bytes)")
-    try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        server.server_close()
+    from .app import create_app
+
+    announce = announce or log.info
+    intake = prepare(config)
+    os.environ[ENV_CONFIG] = config.to_json()
+    app = create_app(intake=intake) if config.workers <= 1 else "intake.app:create_app"
+    uv = uvicorn.Config(
+        app, factory=config.workers > 1, host=config.host, port=config.port, http=StrictH11Protocol,
+        workers=config.workers, limit_concurrency=config.limit_concurrency, backlog=config.backlog,
+        timeout_keep_alive=int(config.timeout_keep_alive), timeout_graceful_shutdown=30,
+        ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+        ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+        access_log=False, log_config=None, server_header=False, proxy_headers=False,
+        h11_max_incomplete_event_size=16 * 1024, lifespan="on")
+    uv.jcdiag_header_timeout = config.header_timeout
+    uv.load()                                   # TLS files are read here: errors before binding
+    sock = uv.bind_socket()
+    sock.listen(config.backlog)                 # connections queue from the announcement on
+    host, port = sock.getsockname()[:2]
+    scheme = "https" if config.tls_cert else "http"
+    announce(f"jcdiag intake listening on {scheme}://{host}:{port}/ (tus /files/, API /api/v1/; "
+             f"storage: {intake.storage.description}; {len(intake.recipients)} recipient key(s); "
+             f"max upload {config.max_size} bytes; {config.workers} worker(s))")
+    server = uvicorn.Server(uv)
+    if config.workers > 1:
+        Multiprocess(uv, target=server.run, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])

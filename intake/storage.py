@@ -17,8 +17,10 @@ publish one bundle ID), streamed reads, and listing by prefix.  The tus logic in
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
+import shutil
 import re
 import tempfile
 import time
@@ -36,6 +38,29 @@ _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 class StorageError(Exception):
     """The backend failed; the message names the backend and the cause."""
+
+
+class StorageFull(StorageError):
+    """No room to write (a full disk, a quota, a file-size limit): the service answers 507."""
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether an OSError means "no room" rather than a broken request or a bug."""
+    return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
+
+
+@contextmanager
+def full_as_507(what: str) -> Iterator[None]:
+    """Turn a "no room" OSError inside the block into :class:`StorageFull` naming ``what``."""
+    try:
+        yield
+    except OSError as exc:
+        if is_full(exc):
+            raise StorageFull(f"no room to store {what} ({exc.strerror})") from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,14 @@ class Storage(ABC):
     def scratch_dir(self) -> Optional[str]:
         return None
 
+    def free_bytes(self) -> int:
+        """Free space where request bodies and assembled bundles are written (the disk floor)."""
+        return shutil.disk_usage(self.scratch_dir() or tempfile.gettempdir()).free
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StorageError unless the backend answers now (``/readyz``)."""
+
 
 class LocalStorage(Storage):
     """A directory tree; writes go to ``.tmp/`` and are renamed into place (same filesystem)."""
@@ -135,6 +168,10 @@ class LocalStorage(Storage):
     def scratch_dir(self) -> str:
         return str(self.tmp)
 
+    def ping(self) -> None:
+        if not (self.tmp.is_dir() and os.access(self.tmp, os.W_OK | os.X_OK)):
+            raise StorageError(f"{self.description}: not a writable folder")
+
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
@@ -156,20 +193,26 @@ class LocalStorage(Storage):
         target = self._path(key)
         path = Path(path)
         if path.parent.resolve() == self.tmp:
-            with open(path, "rb+") as fh:
-                os.fsync(fh.fileno())
-            self._publish(path, target, False)
+            with full_as_507(key):
+                with open(path, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                self._publish(path, target, False)
             return
         self.write_stream(key, _file_chunks(path))
 
     def put_bytes(self, key: str, data: bytes, exclusive: bool = False) -> bool:
         target = self._path(key)
-        tmp = self._tmp_file()
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return self._publish(tmp, target, exclusive)
+        with full_as_507(key):
+            tmp = self._tmp_file()
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return self._publish(tmp, target, exclusive)
 
     def _tmp_file(self) -> Path:
         fd, name = tempfile.mkstemp(prefix="w-", dir=self.tmp)
@@ -191,16 +234,17 @@ class LocalStorage(Storage):
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> None:
         target = self._path(key)
-        tmp = self._tmp_file()
-        try:
-            with open(tmp, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._publish(tmp, target, False)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with full_as_507(key):
+            tmp = self._tmp_file()
+            try:
+                with open(tmp, "wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                self._publish(tmp, target, False)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def list(self, prefix: str) -> Iterator[Entry]:
         base = self.root / prefix.rstrip("/") if prefix.endswith("/") else self.root / os.path.dirname(prefix)
@@ -277,6 +321,9 @@ class S3Storage(Storage):
                                "--s3-bucket and the AWS_* credentials in the environment") from None
         except BotoCoreError as exc:
             raise StorageError(f"{self.description}: unreachable ({exc})") from None
+
+    def ping(self) -> None:
+        self._check_bucket()
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)

@@ -7,12 +7,20 @@ Nothing here knows HTTP: :mod:`intake.server` turns requests into calls and
 * the offset of an upload is where the accepted parts, walked from 0, stop;
   a part is stored whole or not at all, and only after its ``Upload-Checksum``
   matched, so a connection cut mid-PATCH costs at most that one chunk;
-* the last part triggers assembly: the parts are streamed into the bundle object
-  while their SHA-256 is computed, the digest is compared with the ``sha256`` of
-  ``Upload-Metadata``, and the bundle's own ``bundle.json`` (read from the first
-  and last MiB) must name the same bundle ID and case.  Only then is
-  ``record.json`` created (exclusively: a second upload of a finished bundle ID
-  gets 409), and only a bundle with a record is ever shown to engineers.
+* the last part triggers assembly into a private scratch file while its SHA-256
+  is computed; the digest must match the ``sha256`` of ``Upload-Metadata``,
+  ``bundle.json`` is read with its size cap by the shared validator
+  (:func:`collector.bundle.read_header`), it must name the same bundle ID and
+  case, and the payload entry is streamed through a hashing sink
+  (:func:`collector.unpack.check_payload`) and must have the header's
+  ``payload.sha256`` and ``payload.size``.  Only then is the file stored under a
+  name of its own and ``record.json`` created exclusively: one winner, and a
+  record is written only after its file, so nothing unverified is ever listed
+  or served and no record ever lacks its file;
+* per case, open uploads and the bytes they announced are counted by small
+  marker objects (``cases/<case>/open/<upload>-<length>``), so the quota holds
+  across processes sharing one store (two processes racing for the last slot may
+  both win it: the quota is a guard against floods, not an accounting system).
 """
 from __future__ import annotations
 
@@ -21,7 +29,6 @@ import hashlib
 import json
 import re
 import secrets
-import tempfile
 import threading
 import time
 from contextlib import closing
@@ -33,19 +40,25 @@ from typing import BinaryIO, Callable, Iterator, Optional
 
 from collector.bundle import BundleError, read_header
 from collector.ids import normalize
+from collector.unpack import check_payload
 
-from .storage import READ_CHUNK, Storage
+from .metrics import Stats
+from .storage import READ_CHUNK, Storage, StorageFull, full_as_507
 from .tokens import Claims
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,checksum,termination,expiration"
 CHECKSUMS: dict[str, Callable] = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
 VERIFIED_HEADER = "Upload-Checksum-Verified"
-HEADER_WINDOW = 1024 * 1024            # bundle.json is read from the first and last MiB
+DEFAULT_MAX_OPEN = 8                   # unfinished uploads per case
+DEFAULT_MAX_INFLIGHT = 8 * 1024 ** 3   # bytes announced by a case's unfinished uploads
+DEFAULT_MIN_FREE = 1024 ** 3           # free-disk floor for scratch and local storage
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _CASE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PART = re.compile(r"^(\d{16})-(\d{16})$")
+_OPEN = re.compile(r"^([0-9a-f]{32})-(\d{1,19})$")
 
 
 class HttpError(Exception):
@@ -122,22 +135,6 @@ def contiguous_end(parts: list[Part]) -> int:
     return pos
 
 
-class Stats:
-    """Per-process counters (bytes received and stored); for operators and tests, not state."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.counts: dict[str, int] = {}
-
-    def add(self, name: str, value: int = 1) -> None:
-        with self._lock:
-            self.counts[name] = self.counts.get(name, 0) + value
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.counts)
-
-
 def parse_metadata(header: str) -> dict[str, str]:
     """``Upload-Metadata``: comma-separated ``key base64value`` pairs (tus creation extension)."""
     out: dict[str, str] = {}
@@ -163,16 +160,68 @@ def checksum_b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
 
 
+def strict_length(value: Optional[str], name: str, required: bool = True) -> Optional[int]:
+    """A length or offset header: ASCII digits only (no sign, ``_``, space or exponent).
+
+    ``int()`` accepts ``1_0``, ``+10`` and `` 10 ``; a proxy in front may read such a
+    value differently from us, which is how request smuggling starts.
+    """
+    if value is None:
+        if required:
+            raise HttpError(400, f"{name} is required")
+        return None
+    if not _DIGITS.match(value):
+        raise HttpError(400, f"{name} must be plain digits (0-9 only), not {value[:30]!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-case quotas and the free-disk floor (``intake serve --max-open-uploads`` ...)."""
+
+    max_open: int = DEFAULT_MAX_OPEN
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    min_free: int = DEFAULT_MIN_FREE
+
+
+class PartWriter:
+    """One PATCH body on its way into a scratch file, with its ``Upload-Checksum`` digest.
+
+    The HTTP side feeds it (the async app or, in tests, a file object); a write that
+    finds the disk full raises :class:`StorageFull` (507), never a silent disconnect.
+    """
+
+    def __init__(self, path: Path, algorithm: Optional[str]):
+        self.path = path
+        self.hasher = CHECKSUMS[algorithm]() if algorithm else None
+        self.received = 0
+        with full_as_507("the chunk"):
+            self._fh = open(path, "wb")
+
+    def write(self, data: bytes) -> None:
+        with full_as_507("the chunk"):
+            self._fh.write(data)
+        self.received += len(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
+
+    def close(self) -> None:
+        with full_as_507("the chunk"):
+            self._fh.close()
+
+
 class TusService:
     def __init__(self, storage: Storage, max_size: int, expire_after: float,
                  stats: Optional[Stats] = None, clock: Callable[[], float] = time.time,
-                 log: Optional[Callable[[str], None]] = None):
+                 log: Optional[Callable[[str], None]] = None, limits: Limits = Limits()):
         self.storage = storage
         self.max_size = max_size
         self.expire_after = expire_after
         self.stats = stats or Stats()
         self.clock = clock
         self.log = log or (lambda message: None)
+        self.limits = limits
+        self._quota_lock = threading.Lock()
 
     # ------------------------------------------------------------------ keys
 
@@ -185,29 +234,82 @@ class TusService:
         return f"uploads/{uid}/parts/{start:016d}-{length:016d}"
 
     @staticmethod
-    def case_folder(bundle_id: str, case_id: Optional[str]) -> str:
-        """``bundles/<ID>/<case>``: IDs are unique within a case, so one case's ID never blocks
-        another's.  A case ID that is not a plain key part is stored by its SHA-256."""
+    def case_part(case_id: Optional[str]) -> str:
+        """A case as one key part: ``c-<case>``, or ``h-<sha256>`` of a case ID that is not a
+        plain key part (so hostile text never becomes a path)."""
         case = case_id or ""
         if _CASE_KEY.match(case):
-            part = f"c-{case}"
-        else:
-            part = "h-" + hashlib.sha256(case.encode("utf-8")).hexdigest()[:32]
-        return f"bundles/{bundle_id}/{part}"
+            return f"c-{case}"
+        return "h-" + hashlib.sha256(case.encode("utf-8")).hexdigest()[:32]
+
+    @classmethod
+    def case_folder(cls, bundle_id: str, case_id: Optional[str]) -> str:
+        """``bundles/<ID>/<case>``: IDs are unique within a case, so one case's ID never blocks
+        another's."""
+        return f"bundles/{bundle_id}/{cls.case_part(case_id)}"
 
     @classmethod
     def record_key(cls, bundle_id: str, case_id: Optional[str]) -> str:
         return f"{cls.case_folder(bundle_id, case_id)}/record.json"
+
+    @classmethod
+    def _open_prefix(cls, case_id: Optional[str]) -> str:
+        return f"cases/{cls.case_part(case_id)}/open/"
+
+    # ------------------------------------------------------------------ limits
+
+    def check_disk(self, incoming: int) -> None:
+        """507 when writing ``incoming`` more bytes would go under the free-disk floor."""
+        free = self.storage.free_bytes()
+        if free - incoming < self.limits.min_free:
+            self.stats.add("disk_refusals")
+            raise HttpError(507, f"the intake is short of disk space ({free} bytes free, keeping "
+                                 f"{self.limits.min_free} in reserve); try again later",
+                            headers={"Retry-After": "300"})
+
+    def _open_uploads(self, case_id: str) -> list[tuple[str, int, str]]:
+        found = []
+        for entry in self.storage.list(self._open_prefix(case_id)):
+            m = _OPEN.match(entry.key.rsplit("/", 1)[-1])
+            if m:
+                found.append((m.group(1), int(m.group(2)), entry.key))
+        return found
+
+    def _prune_open(self, case_id: str) -> None:
+        """Drop markers of uploads that finished, were cancelled or expired (another process,
+        a crash, or the sweeper not run yet)."""
+        for uid, _, key in self._open_uploads(case_id):
+            snap = self._load(uid)
+            if snap is None or snap.info.completed is not None \
+                    or self.clock() - snap.last_activity > self.expire_after:
+                if snap is not None and snap.info.completed is None:
+                    self._delete_upload(uid)
+                self.storage.delete(key)
+
+    def _check_quota(self, case_id: str, length: int) -> None:
+        if length > self.limits.max_inflight:
+            self.stats.add("quota_refusals")
+            raise HttpError(413, f"the upload is {length} bytes, over this case's limit of "
+                                 f"{self.limits.max_inflight} bytes in flight")
+        for attempt in (0, 1):
+            open_now = self._open_uploads(case_id)
+            count, inflight = len(open_now), sum(n for _, n, _ in open_now)
+            if count < self.limits.max_open and inflight + length <= self.limits.max_inflight:
+                return
+            if attempt == 0:
+                self._prune_open(case_id)
+        self.stats.add("quota_refusals")
+        raise HttpError(429, f"case {case_id} already has {count} unfinished upload(s) announcing "
+                             f"{inflight} bytes (limits: {self.limits.max_open} uploads, "
+                             f"{self.limits.max_inflight} bytes); finish or cancel one, or wait for "
+                             "abandoned ones to expire", headers={"Retry-After": "60"})
 
     # ------------------------------------------------------------------ tus
 
     def create(self, claims: Claims, length_header: Optional[str], metadata_header: str) -> UploadInfo:
         if length_header is None:
             raise HttpError(400, "Upload-Length is required (Upload-Defer-Length is not supported)")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise HttpError(400, f"Upload-Length {length_header!r} is not a number") from None
+        length = strict_length(length_header, "Upload-Length")
         if length <= 0:
             raise HttpError(400, "Upload-Length must be more than 0: an empty file is not a bundle")
         if length > self.max_size:
@@ -227,11 +329,14 @@ class TusService:
         claims.allow_upload(case_id)
         existing = self.record(bundle_id, case_id)
         if existing is not None:
-            raise HttpError(409, f"bundle {bundle_id} was already uploaded; nothing more to send",
-                            extra={"sha256": existing.get("sha256")})
+            raise already_uploaded(bundle_id, existing)
+        self.check_disk(length)
         info = UploadInfo(id=secrets.token_hex(16), length=length, case_id=case_id, bundle_id=bundle_id,
                           sha256=sha256, filename=meta.get("filename", ""), metadata=meta,
                           created=self.clock())
+        with self._quota_lock:
+            self._check_quota(case_id, length)
+            self.storage.put_bytes(f"{self._open_prefix(case_id)}{info.id}-{length}", b"")
         self.storage.put_bytes(self._info_key(info.id), info.to_bytes(), exclusive=True)
         self.stats.add("uploads_created")
         return info
@@ -246,7 +351,7 @@ class TusService:
                                  "start a new upload")
         claims.allow_upload(snap.info.case_id)
         if snap.info.completed is None and self.clock() - snap.last_activity > self.expire_after:
-            self._delete_upload(uid)
+            self._delete_upload(uid, snap.info)
             raise HttpError(410, "this upload expired after a long pause; start a new upload")
         return snap
 
@@ -266,17 +371,12 @@ class TusService:
         last = max(e.modified for e in entries)
         return Snapshot(UploadInfo.from_bytes(data), parts, last)
 
-    def receive(self, uid: str, claims: Claims, offset_header: Optional[str],
-                content_length: int, body: BinaryIO, checksum_header: Optional[str]) -> tuple[Snapshot, int]:
-        """One PATCH: store the body as a part at the current offset; finish at the last byte."""
+    def check_patch(self, uid: str, claims: Claims, offset_header: Optional[str],
+                    content_length: int) -> tuple[Snapshot, int]:
+        """Before a PATCH body is read: the upload, and the offset the body must start at."""
         snap = self.snapshot(uid, claims)
         info = snap.info
-        try:
-            offset = int(offset_header) if offset_header is not None else -1
-        except ValueError:
-            offset = -1
-        if offset < 0:
-            raise HttpError(400, "Upload-Offset is required and must be a number")
+        offset = strict_length(offset_header, "Upload-Offset")
         current = info.length if info.completed else snap.offset
         if offset != current:
             raise HttpError(409, f"Upload-Offset {offset} does not match the upload's offset {current}; "
@@ -285,161 +385,190 @@ class TusService:
         if current + content_length > info.length:
             raise HttpError(413, f"the body would end at byte {current + content_length}, past "
                                  f"Upload-Length {info.length}")
-        algorithm, expected = self._parse_checksum(checksum_header)
         if content_length:
-            self._store_part(uid, current, content_length, body, algorithm, expected)
-            current += content_length
-            snap = self._load(uid) or snap
-        if current == info.length and not info.completed:
-            info = self.finish(uid, snap)
-            snap.info = info
+            self.check_disk(content_length)
         return snap, current
 
-    def _parse_checksum(self, header: Optional[str]) -> tuple[Optional[str], Optional[bytes]]:
+    def parse_checksum(self, header: Optional[str]) -> tuple[Optional[str], Optional[bytes]]:
         if not header:
             return None, None
         name, _, value = header.strip().partition(" ")
         if name not in CHECKSUMS:
-            raise HttpError(400, f"checksum algorithm {name!r} is not supported: use one of "
+            raise HttpError(400, f"checksum algorithm {name[:20]!r} is not supported: use one of "
                                  f"{', '.join(CHECKSUMS)}")
         try:
             return name, base64.b64decode(value.strip(), validate=True)
         except ValueError:
             raise HttpError(400, "Upload-Checksum value is not base64") from None
 
-    def _store_part(self, uid: str, start: int, length: int, body: BinaryIO,
-                    algorithm: Optional[str], expected: Optional[bytes]) -> None:
-        """Receive the body into a scratch file, check it, then store it as one part.
+    def commit_part(self, uid: str, snap: Snapshot, start: int, length: int, body: PartWriter,
+                    expected: Optional[bytes]) -> tuple[Snapshot, int]:
+        """Store a received body as the part at ``start``; finish the upload at its last byte.
 
         A body cut short is kept (as a shorter part) only when no checksum came with
         it, as tus allows; with a checksum nothing partial can be trusted.
         """
-        hasher = CHECKSUMS[algorithm]() if algorithm else None
-        with self.storage.scratch_file() as scratch:
-            received = 0
-            with open(scratch, "wb") as out:
-                try:
-                    while received < length:
-                        data = body.read(min(READ_CHUNK, length - received))
-                        if not data:
-                            break
-                        out.write(data)
-                        received += len(data)
-                        if hasher:
-                            hasher.update(data)
-                except OSError:          # timeouts and resets: the client is gone
-                    pass
-                out.flush()
-            self.stats.add("patch_bytes_received", received)
-            if received < length:
-                self.stats.add("patches_cut")
-                if hasher is None and received:
-                    self.storage.put_file(self._part_key(uid, start, received), scratch)
-                    self.stats.add("patch_bytes_stored", received)
-                raise ClientGone()
-            if hasher is not None and hasher.digest() != expected:
-                self.stats.add("checksum_mismatches")
-                raise HttpError(460, f"the {algorithm} checksum of this chunk does not match "
-                                     "Upload-Checksum; it was not stored: send it again")
-            self.storage.put_file(self._part_key(uid, start, length), scratch)
+        received = body.received
+        self.stats.add("patch_bytes_received", received)
+        if received < length:
+            self.stats.add("patches_cut")
+            if body.hasher is None and received:
+                self.storage.put_file(self._part_key(uid, start, received), body.path)
+                self.stats.add("patch_bytes_stored", received)
+            raise ClientGone()
+        if body.hasher is not None and body.hasher.digest() != expected:
+            self.stats.add("checksum_mismatches")
+            raise HttpError(460, "the checksum of this chunk does not match Upload-Checksum; it was "
+                                 "not stored: send it again")
+        current = start
+        if length:
+            self.storage.put_file(self._part_key(uid, start, length), body.path)
             self.stats.add("patch_bytes_stored", length)
+            current += length
+            snap = self._load(uid) or snap
+        if current == snap.info.length and not snap.info.completed:
+            snap.info = self.finish(uid, snap)
+        return snap, current
+
+    def receive(self, uid: str, claims: Claims, offset_header: Optional[str],
+                content_length: int, body: BinaryIO, checksum_header: Optional[str]) -> tuple[Snapshot, int]:
+        """One PATCH read from a file object (in-process callers and tests; the app streams)."""
+        snap, current = self.check_patch(uid, claims, offset_header, content_length)
+        algorithm, expected = self.parse_checksum(checksum_header)
+        with self.storage.scratch_file() as scratch:
+            writer = PartWriter(scratch, algorithm)
+            try:
+                while writer.received < content_length:
+                    try:
+                        data = body.read(min(READ_CHUNK, content_length - writer.received))
+                    except OSError:      # timeouts and resets: the client is gone
+                        break
+                    if not data:
+                        break
+                    writer.write(data)
+            finally:
+                writer.close()
+            return self.commit_part(uid, snap, current, content_length, writer, expected)
 
     def terminate(self, uid: str, claims: Claims) -> None:
         snap = self.snapshot(uid, claims)
         if snap.info.completed:
             raise HttpError(403, "this upload is finished and verified; a finished bundle cannot be "
                                  "withdrawn by the uploader")
-        self._delete_upload(uid)
+        self._delete_upload(uid, snap.info)
 
-    def _delete_upload(self, uid: str) -> None:
+    def _delete_upload(self, uid: str, info: Optional[UploadInfo] = None) -> None:
+        if info is not None:
+            self.storage.delete(f"{self._open_prefix(info.case_id)}{uid}-{info.length}")
         self.storage.delete(self._info_key(uid))
         self.storage.delete_prefix(f"uploads/{uid}/")
 
     # ------------------------------------------------------------------ completion
 
     def finish(self, uid: str, snap: Snapshot) -> UploadInfo:
-        """Assemble, verify and publish; any failure deletes the upload (nothing half-shown)."""
+        """Assemble, verify and publish; a bundle that fails verification is deleted whole.
+
+        A full disk (507) keeps the upload: the client retries its last PATCH later.
+        """
         info = snap.info
-        object_key = f"{self.case_folder(info.bundle_id, info.case_id)}/{uid}.7z"
-        digest = _Digest()
-        try:
-            self.storage.write_stream(object_key, digest.watch(self._assemble(snap)))
-        except KeyError:                           # a part vanished: another process finished it
-            again = self._load(uid)
-            if again is not None and again.info.completed:
-                return again.info
-            raise HttpError(500, "the upload's parts changed while being assembled; ask HEAD and retry")
-        try:
-            header = self._verify(info, digest)
-        except HttpError:
-            self.storage.delete(object_key)
-            self._delete_upload(uid)
-            self.stats.add("rejected_bundles")
-            raise
+        folder = self.case_folder(info.bundle_id, info.case_id)
+        with self.storage.scratch_file() as scratch:
+            try:
+                digest, size = self._assemble(snap, scratch)
+            except KeyError:                       # a part vanished: another process finished it
+                again = self._load(uid)
+                if again is not None and again.info.completed:
+                    return again.info
+                raise HttpError(500, "the upload's parts changed while being assembled; ask HEAD and retry")
+            try:
+                header = self._verify(info, scratch, digest)
+            except HttpError:
+                self._delete_upload(uid, info)
+                self.stats.add("uploads_failed")
+                raise
+            object_key = f"{folder}/{uid}-{secrets.token_hex(4)}.7z"     # this attempt's own name
+            self.storage.put_file(object_key, scratch)
         record = {
-            "bundle_id": info.bundle_id, "case_id": info.case_id, "sha256": digest.hexdigest(),
-            "size": digest.size, "filename": info.filename or f"{info.bundle_id}.7z",
+            "bundle_id": info.bundle_id, "case_id": info.case_id, "sha256": digest,
+            "size": size, "filename": info.filename or f"{info.bundle_id}.7z",
             "uploaded_at": datetime.fromtimestamp(self.clock(), timezone.utc).replace(microsecond=0).isoformat(),
-            "upload_id": uid, "object": object_key,
+            "upload_id": uid, "object": object_key, "verified": True,
             "created": header.get("created"), "tool": header.get("tool"),
             "recipients": [r.get("key_id") for r in header.get("recipients", [])],
             "password_protected": bool(header.get("password_protected")),
+            "payload": {"sha256": header["payload"]["sha256"], "size": header["payload"]["size"]},
         }
         if not self.storage.put_bytes(self.record_key(info.bundle_id, info.case_id),
                                       json.dumps(record, indent=1).encode(), exclusive=True):
+            self.storage.delete(object_key)        # the loser removes only its own file
             existing = self.record(info.bundle_id, info.case_id) or {}
             if existing.get("upload_id") != uid:
-                self.storage.delete(object_key)
-                self._delete_upload(uid)
-                raise HttpError(409, f"bundle {info.bundle_id} was already uploaded by another upload; "
-                                     "this copy was discarded", extra={"sha256": existing.get("sha256")})
-        info.completed = {"sha256": digest.hexdigest(), "at": self.clock(), "object": object_key}
+                self._delete_upload(uid, info)
+                raise already_uploaded(info.bundle_id, existing, " by another upload; this copy was discarded")
+            object_key, digest = existing.get("object", object_key), existing.get("sha256", digest)
+        else:
+            self.stats.add("uploads_completed")
+            self.log(f"bundle {info.bundle_id} for case {info.case_id} complete and verified "
+                     f"({size} bytes, sha256 {digest})")
+        info.completed = {"sha256": digest, "at": self.clock(), "object": object_key}
         self.storage.put_bytes(self._info_key(uid), info.to_bytes())
+        self.storage.delete(f"{self._open_prefix(info.case_id)}{uid}-{info.length}")
         for part in snap.parts:
             self.storage.delete(part.key)
-        self.stats.add("uploads_completed")
-        self.log(f"bundle {info.bundle_id} for case {info.case_id} complete and verified "
-                 f"({digest.size} bytes, sha256 {digest.hexdigest()})")
         return info
 
-    def _assemble(self, snap: Snapshot) -> Iterator[bytes]:
-        pos = 0
-        for part in sorted(snap.parts, key=lambda p: (p.start, -p.length)):
-            if part.end <= pos:
-                continue
-            if part.start > pos:
-                break
-            with closing(self.storage.open(part.key)) as reader:
-                skip = pos - part.start
-                while skip:
-                    skipped = len(reader.read(min(READ_CHUNK, skip)))
-                    if not skipped:
-                        raise KeyError(part.key)
-                    skip -= skipped
-                while pos < part.end:
-                    data = reader.read(min(READ_CHUNK, part.end - pos))
-                    if not data:
-                        raise KeyError(part.key)      # shorter than its name says: treat as gone
-                    pos += len(data)
-                    yield data
+    def _assemble(self, snap: Snapshot, target: Path) -> tuple[str, int]:
+        """The parts, in order, into the local file ``target``; its SHA-256 and size."""
+        sha, pos = hashlib.sha256(), 0
+        with full_as_507("the assembled bundle"), open(target, "wb") as out:
+            for part in sorted(snap.parts, key=lambda p: (p.start, -p.length)):
+                if part.end <= pos:
+                    continue
+                if part.start > pos:
+                    break
+                with closing(self.storage.open(part.key)) as reader:
+                    skip = pos - part.start
+                    while skip:
+                        skipped = len(reader.read(min(READ_CHUNK, skip)))
+                        if not skipped:
+                            raise KeyError(part.key)
+                        skip -= skipped
+                    while pos < part.end:
+                        data = reader.read(min(READ_CHUNK, part.end - pos))
+                        if not data:
+                            raise KeyError(part.key)      # shorter than its name says: treat as gone
+                        pos += len(data)
+                        sha.update(data)
+                        out.write(data)
         if pos != snap.info.length:
             raise KeyError(f"uploads/{snap.info.id}: {pos} of {snap.info.length} bytes")
+        return sha.hexdigest(), pos
 
-    def _verify(self, info: UploadInfo, digest: "_Digest") -> dict:
-        if digest.hexdigest() != info.sha256:
-            raise HttpError(422, f"the SHA-256 of the uploaded bytes ({digest.hexdigest()}) does not match "
+    def _verify(self, info: UploadInfo, path: Path, digest: str) -> dict:
+        if digest != info.sha256:
+            raise HttpError(422, f"the SHA-256 of the uploaded bytes ({digest}) does not match "
                                  f"the sha256 in Upload-Metadata ({info.sha256}); nothing was kept: "
                                  "check the file was not changed during the upload and send it again")
         try:
-            header = digest.header()
+            header = read_header(path)              # the shared validator, size-capped
         except BundleError as exc:
-            raise HttpError(422, f"the upload is not a readable jcdiag bundle ({exc}); nothing was kept") from None
-        if header.get("bundle_id") != info.bundle_id:
-            raise HttpError(422, f"bundle.json names bundle {header.get('bundle_id')} but the upload "
+            self.stats.add("verification_failures")
+            raise HttpError(422, f"the upload is not a readable jcdiag bundle ({_hide(exc, path)}); "
+                                 "nothing was kept") from None
+        if header["bundle_id"] != info.bundle_id:
+            self.stats.add("verification_failures")
+            raise HttpError(422, f"bundle.json names bundle {header['bundle_id']} but the upload "
                                  f"says {info.bundle_id}; nothing was kept")
         if header.get("case_id") not in (None, "", info.case_id):
+            self.stats.add("verification_failures")
             raise HttpError(422, f"the bundle was collected for case {header.get('case_id')}, not case "
                                  f"{info.case_id}; upload it with that case's token")
+        try:
+            check_payload(path, header)
+        except BundleError as exc:
+            self.stats.add("verification_failures")
+            raise HttpError(422, "the payload does not match the sha256 and size in its bundle.json "
+                                 f"({_hide(exc, path)}); nothing was kept") from None
         return header
 
     # ------------------------------------------------------------------ engineers
@@ -486,12 +615,25 @@ class TusService:
         for uid, entries in groups.items():
             if now - max(e.modified for e in entries) <= self.expire_after:
                 continue
-            self._delete_upload(uid)
+            data = self.storage.get_bytes(self._info_key(uid))
+            try:
+                info = UploadInfo.from_bytes(data) if data else None
+            except (ValueError, TypeError):
+                info = None
+            self._delete_upload(uid, info)
             removed += 1
         removed += self._sweep_unpublished(now)
+        self._sweep_markers()
         if removed:
             self.log(f"expired {removed} abandoned upload(s)")
         return removed
+
+    def _sweep_markers(self) -> None:
+        """Quota markers whose upload is gone (cancelled elsewhere, a crash) are dropped."""
+        for entry in self.storage.list("cases/"):
+            m = _OPEN.match(entry.key.rsplit("/", 1)[-1])
+            if m and self.storage.stat(self._info_key(m.group(1))) is None:
+                self.storage.delete(entry.key)
 
     def _sweep_unpublished(self, now: float) -> int:
         """Assembled files no record points to (a process died while finishing): delete old ones.
@@ -516,43 +658,14 @@ class TusService:
         return removed
 
 
-class _Digest:
-    """Watches the assembled stream: SHA-256, size, and the first and last MiB for bundle.json."""
+def already_uploaded(bundle_id: str, existing: dict, how: str = "; nothing more to send") -> HttpError:
+    """The answer to a second upload of a finished bundle: 403, which tus clients do not retry
+    (tus-js-client retries 5xx, 409 and 423), with the stored sha256 so an uploader holding
+    the same bytes can call it done."""
+    return HttpError(403, f"bundle {bundle_id} was already uploaded{how}",
+                     extra={"sha256": existing.get("sha256"), "already_uploaded": True})
 
-    def __init__(self):
-        self._sha = hashlib.sha256()
-        self.size = 0
-        self.head = bytearray()
-        self.tail = bytearray()
 
-    def watch(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._sha.update(chunk)
-            self.size += len(chunk)
-            if len(self.head) < HEADER_WINDOW:
-                self.head += chunk[:HEADER_WINDOW - len(self.head)]
-            self.tail += chunk[-HEADER_WINDOW:]
-            if len(self.tail) > HEADER_WINDOW:
-                del self.tail[:len(self.tail) - HEADER_WINDOW]
-            yield chunk
-
-    def hexdigest(self) -> str:
-        return self._sha.hexdigest()
-
-    def header(self) -> dict:
-        """bundle.json, read from a sparse copy holding only the first and last MiB.
-
-        A 7z archive keeps its index at the end and jcdiag writes bundle.json first,
-        so those two windows are all ``read_header`` touches; anything it would read
-        in between is a hole of zeros and fails 7z's CRC check instead of passing.
-        """
-        with tempfile.TemporaryDirectory(prefix="jcdiag-intake-") as tmp:
-            path = Path(tmp) / "bundle.7z"
-            with open(path, "wb") as fh:
-                fh.write(self.head)
-                tail_start = self.size - len(self.tail)
-                start = max(len(self.head), tail_start)
-                fh.seek(start)
-                fh.write(self.tail[start - tail_start:])
-                fh.truncate(self.size)
-            return read_header(path)
+def _hide(exc: Exception, path: Path) -> str:
+    """A validator's message without the server's scratch path."""
+    return str(exc).replace(str(path), "the upload")

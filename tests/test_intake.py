@@ -81,7 +81,7 @@ def test_tokens_are_signed_scoped_and_expiring(tmp_path):
         verify(load_or_create_secret(tmp_path / "other"), token)
     with pytest.raises(TokenError, match="expired"):
         verify(secret, token, now=time.time() + 61)
-    with pytest.raises(TokenError, match="not a jcdiag intake token"):
+    with pytest.raises(TokenError, match="not an intake token"):
         verify(secret, "Bearer nonsense")
     engineer = verify(secret, issue(secret, "engineer", None, 60))
     engineer.allow_engineer()
@@ -92,9 +92,37 @@ def test_tokens_are_signed_scoped_and_expiring(tmp_path):
         parse_duration("soon")
 
 
+def test_a_ticketing_system_mints_tokens_with_any_jwt_library_and_tricks_are_refused(tmp_path):
+    import jwt
+    secret = load_or_create_secret(tmp_path / "d")
+    now = int(time.time())
+    minted = jwt.encode({"scope": "upload", "case": "00777", "iat": now, "exp": now + 600, "jti": "t1"},
+                        secret, algorithm="HS256")
+    claims = verify(secret, minted)
+    assert (claims.scope, claims.case_id, claims.token_id) == ("upload", "00777", "t1")
+    good = {"scope": "upload", "case": "1", "iat": now, "exp": now + 600}
+    unsigned = jwt.encode(good, None, algorithm="none")
+    other_alg = jwt.encode(good, secret * 2, algorithm="HS512")
+    for token, words in [(unsigned, "not signed with HS256"), (other_alg, "not signed with HS256"),
+                         (jwt.encode({**good, "scope": "admin"}, secret, algorithm="HS256"), "unknown scope"),
+                         (jwt.encode({k: v for k, v in good.items() if k != "exp"}, secret, algorithm="HS256"),
+                          "no 'exp' claim"),
+                         (jwt.encode({k: v for k, v in good.items() if k != "case"}, secret, algorithm="HS256"),
+                          "without a valid case"),
+                         (jwt.encode({**good, "case": "a\x1b[2J"}, secret, algorithm="HS256"), "without a valid case"),
+                         (jwt.encode({**good, "exp": "soon"}, secret, algorithm="HS256"), "whole Unix seconds"),
+                         (jwt.encode({**good, "iat": now + 3600}, secret, algorithm="HS256"), "in the future"),
+                         ("x" * 5000, "not an intake token")]:
+        with pytest.raises(TokenError, match=words):
+            verify(secret, token)
+    engineer = verify(secret, jwt.encode({"scope": "engineer", "case": "9", "iat": now, "exp": now + 60},
+                                         secret, algorithm="HS256"))
+    assert engineer.case_id is None                        # an engineer token names no case
+
+
 def test_token_command_prints_only_the_token(tmp_path):
     r = jcdiag("intake", "token", "--case", "42", "--ttl", "2h", "--data", tmp_path / "d")
-    assert r.returncode == 0 and r.stdout.count("\n") == 1 and r.stdout.startswith("jcdt1.")
+    assert r.returncode == 0 and r.stdout.count("\n") == 1 and r.stdout.startswith("eyJ")
     claims = verify(load_or_create_secret(tmp_path / "d"), r.stdout.strip())
     assert claims.case_id == "42" and 7100 < claims.expires - time.time() <= 7200
     both = jcdiag("intake", "token", "--case", "42", "--engineer", "--data", tmp_path / "d")
