@@ -36,6 +36,7 @@ import re
 import time
 from datetime import datetime, timezone
 from typing import Optional
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -87,6 +88,8 @@ class Guard:
                 counts["out"] += len(message.get("body", b""))
             await send(message)
 
+        if scope["path"].startswith(("http://", "https://")):
+            scope = origin_form(scope)
         problem = framing_problem(scope["headers"])
         try:
             if problem:
@@ -104,6 +107,14 @@ class Guard:
                 if state.get(key) is not None:
                     fields[key] = state[key]
             logs.access(fields)
+
+
+def origin_form(scope: dict) -> dict:
+    """A request in absolute form (``GET http://host/path``, as sent through a forward proxy)
+    routed by its path, as RFC 9112 asks servers to accept."""
+    path = urlsplit(scope["path"]).path or "/"
+    raw = urlsplit(scope.get("raw_path", b"").decode("latin-1")).path or "/"
+    return {**scope, "path": path, "raw_path": raw.encode("latin-1")}
 
 
 def framing_problem(headers: list[tuple[bytes, bytes]]) -> Optional[str]:
@@ -521,7 +532,8 @@ async def not_found(request: Request, intake: Intake) -> Response:
 
 async def _default_404(scope, receive, send) -> None:
     """Anything no route matches (any path, control characters included): the JSON 404."""
-    await not_found(Request(scope, receive))(scope, receive, send)
+    response = await not_found(Request(scope, receive))
+    await response(scope, receive, send)
 
 
 ANY = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "PUT"]
