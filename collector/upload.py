@@ -207,7 +207,8 @@ class TusClient:
         jcdiag always sets it, so a Location naming another host never gets it."""
         _quiet_urllib3()
         self.session = session or requests.Session()
-        self.session.verify = ca_bundle or True
+        # passed on every request too: requests lets REQUESTS_CA_BUNDLE override a session's verify
+        self.verify = self.session.verify = ca_bundle or True
         self.session.headers.setdefault("User-Agent", f"jcdiag/{__version__}")
         self.token = token
         self.auth_origin = same_origin_key(auth_origin) if auth_origin else None
@@ -226,7 +227,7 @@ class TusClient:
             all_headers["Authorization"] = f"Bearer {self.token}"
         try:
             resp = self.session.request(method, url, headers=all_headers, data=data, timeout=timeout,
-                                        allow_redirects=False, stream=True)
+                                        allow_redirects=False, stream=True, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise UploadError(f"TLS verification of {_origin(url)} failed ({_short(exc)}); if the "
                               "server uses a private CA, give its certificate as the CA bundle",
@@ -822,7 +823,7 @@ def _download(client: TusClient, url: str, partial: Path, size: int, bundle_id: 
         headers["Authorization"] = f"Bearer {client.token}"
     try:
         resp = client.session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                  timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                                  timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=client.verify)
     except requests.RequestException as exc:
         raise UploadError(f"cannot reach {_origin(url)}: {_short(exc)}", unreachable=True) from None
     with resp:

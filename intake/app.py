@@ -333,30 +333,41 @@ async def _read_body(request: Request, writer: PartWriter, length: int, config: 
     Two limits: no byte for ``body_timeout`` seconds, or slower on average than
     ``body_min_rate`` bytes/s past a grace of ``body_timeout`` (a client trickling a
     byte a second never ties up a slot for long).
+    A disk that fills up is reported (507) only after the body has been read to
+    its end, so the client hears why instead of a reset connection.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.body_timeout + length / config.body_min_rate
     chunks = request.stream().__aiter__()
     buffer = bytearray()
-    try:
-        while writer.received + len(buffer) < length:
-            wait = min(config.body_timeout, deadline - loop.time())
-            if wait <= 0:
-                return True
+    seen, full, timed_out = 0, None, False
+    while seen < length:
+        wait = min(config.body_timeout, deadline - loop.time())
+        if wait <= 0:
+            timed_out = True
+            break
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), wait)
+        except (StopAsyncIteration, ClientDisconnect):
+            break
+        except asyncio.TimeoutError:
+            timed_out = True
+            break
+        seen += len(chunk)
+        if full is not None:
+            continue                                  # drained, not stored
+        buffer += chunk
+        if len(buffer) >= READ_CHUNK or seen >= length:
             try:
-                chunk = await asyncio.wait_for(chunks.__anext__(), wait)
-            except (StopAsyncIteration, ClientDisconnect):
-                return False
-            except asyncio.TimeoutError:
-                return True
-            buffer += chunk
-            if len(buffer) >= READ_CHUNK:
                 writer.write(bytes(buffer))
-                buffer.clear()
-        return False
-    finally:
-        if buffer:
-            writer.write(bytes(buffer))
+            except StorageFull as exc:
+                full = exc
+            buffer.clear()
+    if full is not None:
+        raise full
+    if buffer:
+        writer.write(bytes(buffer))
+    return timed_out
 
 
 def _notify(request: Request, intake: Intake, info) -> None:
@@ -571,6 +582,8 @@ async def _sweeper(intake: Intake) -> None:
 def create_app(config: Optional[IntakeConfig] = None, intake: Optional[Intake] = None):
     """The ASGI app.  Without arguments the configuration comes from the environment
     (``JCDIAG_INTAKE_*``, see :func:`intake.server.config_from_env`)."""
+    if not logging.getLogger().handlers:        # a --workers child or a bare uvicorn/gunicorn run
+        logs.setup()
     intake = intake or Intake(config or config_from_env())
 
     @contextlib.asynccontextmanager

@@ -259,7 +259,9 @@ def serve(config: IntakeConfig, announce: Optional[Callable[[str], None]] = None
         access_log=False, log_config=None, server_header=False, proxy_headers=False,
         h11_max_incomplete_event_size=16 * 1024, lifespan="on")
     uv.jcdiag_header_timeout = config.header_timeout
-    uv.load()                                   # TLS files are read here: errors before binding
+    if config.tls_cert:                         # bad TLS files fail here, before binding
+        import ssl
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.tls_cert, config.tls_key)
     sock = uv.bind_socket()
     sock.listen(config.backlog)                 # connections queue from the announcement on
     host, port = sock.getsockname()[:2]
@@ -269,6 +271,10 @@ def serve(config: IntakeConfig, announce: Optional[Callable[[str], None]] = None
              f"max upload {config.max_size} bytes; {config.workers} worker(s))")
     server = uvicorn.Server(uv)
     if config.workers > 1:
-        Multiprocess(uv, target=server.run, sockets=[sock]).run()
+        try:
+            supervisor = Multiprocess(uv, sockets=[sock])
+        except TypeError:                       # uvicorn before 0.36 takes the target itself
+            supervisor = Multiprocess(uv, target=server.run, sockets=[sock])
+        supervisor.run()
     else:
         server.run(sockets=[sock])

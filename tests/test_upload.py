@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
-import ipaddress
 import json
 import time
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 import requests
 
 from collector.upload import RetryPolicy, TusClient, UploadError, discover, preflight, send, terminate
-from tests.transfer_kit import FakeTus, FaultProxy, Intake, free_port, jcdiag, make_bundle, one_json
+from tests.transfer_kit import FakeTus, FaultProxy, Intake, free_port, jcdiag, make_bundle, one_json, self_signed_cert
 
 FAST = RetryPolicy(base=0.01, cap=0.05, max_failures=12)
 
@@ -255,26 +253,7 @@ def test_intake_confirmation_makes_it_verified(bundles):
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    return self_signed_cert(tmp_path)
 
 
 def test_tls_is_verified_with_a_ca_bundle_and_never_downgraded(tmp_path, bundles, monkeypatch):

@@ -72,17 +72,20 @@ def one_json(result: subprocess.CompletedProcess) -> dict:
 class Intake:
     """``jcdiag intake serve`` in a subprocess; its log goes to a file (a pipe could fill up)."""
 
-    def __init__(self, data: Path, port: Optional[int] = None, extra: tuple = (), env: Optional[dict] = None):
+    def __init__(self, data: Path, port: Optional[int] = None, extra: tuple = (), env: Optional[dict] = None,
+                 tls: Optional[tuple[Path, Path]] = None, preexec_fn=None):
         self.data = Path(data)
         self.port = port or free_port()
-        self.extra = tuple(map(str, extra))
+        self.tls = tls
+        self.extra = tuple(map(str, extra)) + (("--tls-cert", str(tls[0]), "--tls-key", str(tls[1])) if tls else ())
         self.env = env or {}
+        self.preexec_fn = preexec_fn
         self.log_path = self.data.parent / f"intake-{self.port}.log"
         self.proc: Optional[subprocess.Popen] = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "Intake":
         self.data.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,8 @@ class Intake:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "collector", "intake", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--data", str(self.data), *self.extra],
-            cwd=REPO, env={**os.environ, **self.env}, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            cwd=REPO, env={**os.environ, **self.env}, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            preexec_fn=self.preexec_fn)
         log.close()
         deadline = time.monotonic() + 20
         while "listening on" not in self.log():
@@ -119,7 +123,18 @@ class Intake:
     def get(self, path: str, token: Optional[str] = None, headers: Optional[dict] = None,
             **kw) -> requests.Response:
         headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+        if self.tls:
+            kw.setdefault("verify", str(self.tls[0]))
         return requests.get(self.url + path, headers=headers, timeout=10, **kw)
+
+    def log_lines(self) -> list[dict]:
+        """The service's log, one JSON object per line (a line that is not JSON fails the test)."""
+        return [json.loads(line) for line in self.log().splitlines() if line.strip()]
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def stats(self, engineer_token: str) -> dict:
         return self.get("/api/v1/stats", engineer_token).json()
@@ -129,6 +144,33 @@ class Intake:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, made by the test: (cert.pem, key.pem)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 def make_bundle(workdir: Path, recipient_pub: Path, case: Optional[str] = None,
