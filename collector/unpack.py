@@ -230,6 +230,11 @@ def _stream_payload(path: Path, header: dict, work: Optional[Path]) -> None:
         entry = outer_entries(outer, path)[PAYLOAD_NAME]
         if entry.uncompressed != expected["size"] or expected["size"] > path.stat().st_size:
             raise mismatch
+        stored = _stored_range(outer, entry) if work is None else None
+        if stored is not None:             # copy method: the entry's bytes are a range of the file
+            if _range_sha256(path, *stored) != expected["sha256"]:
+                raise mismatch
+            return
         digest = hashlib.sha256()
         factory = _factory(work, {PAYLOAD_NAME}, _Budget(expected["size"], f"{path}: {PAYLOAD_NAME}"), digest)
         try:
@@ -243,6 +248,47 @@ def _stream_payload(path: Path, header: dict, work: Optional[Path]) -> None:
     if not factory.products or factory.products[0].written != expected["size"] \
             or digest.hexdigest() != expected["sha256"]:
         raise mismatch
+
+
+def _stored_range(outer, entry) -> Optional[tuple[int, int]]:
+    """``(offset, size)`` of an entry stored uncompressed (7z copy method, the way ``seal``
+    writes the outer archive), so its bytes can be hashed where they lie, at disk speed;
+    None for anything else (compressed, filtered, or a py7zr that names things otherwise),
+    which then goes through py7zr's own extraction."""
+    try:
+        streams = outer.header.main_streams
+        folders = streams.unpackinfo.folders
+        index = next(i for i, f in enumerate(folders) if f is entry.folder)
+        folder = folders[index]
+        if len(folders) != len(streams.packinfo.packsizes) or len(folder.coders) != 1 \
+                or folder.coders[0]["method"] != b"\x00" or folder.coders[0].get("properties"):
+            return None
+        counts = streams.substreamsinfo.num_unpackstreams_folders
+        sizes = streams.substreamsinfo.unpacksizes
+        first = sum(counts[:index])
+        names = [f.filename for f in outer.files if f.folder is folder]     # unique (outer_entries)
+        position = names.index(entry.filename)
+        offset = outer.afterheader + sum(streams.packinfo.packsizes[:index]) + sum(sizes[first:first + position])
+        if sizes[first + position] != entry.uncompressed:
+            return None
+        return offset, entry.uncompressed
+    except (AttributeError, IndexError, KeyError, StopIteration, TypeError, ValueError):
+        return None
+
+
+def _range_sha256(path: Path, offset: int, size: int) -> Optional[str]:
+    """SHA-256 of ``size`` bytes at ``offset`` (None if the file is shorter)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        left = size
+        while left:
+            block = fh.read(min(1024 * 1024, left))
+            if not block:
+                return None
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
 
 
 def check_name(name: object) -> str:

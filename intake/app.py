@@ -55,6 +55,7 @@ from .tus import (CHECKSUMS, EXTENSIONS, TUS_VERSION, VERIFIED_HEADER, ClientGon
 
 log = logging.getLogger("jcdiag.intake")
 SMALL_BODY = 64 * 1024
+WRITE_BATCH = 256 * 1024                # body bytes gathered before one write (and hash) call
 _RANGE = re.compile(r"^bytes=(\d{1,15})-$")
 #: Headers that decide framing, identity or meaning: one copy each, or 400.
 SINGLE = {b"content-length", b"transfer-encoding", b"host", b"authorization", b"content-type",
@@ -308,7 +309,7 @@ async def _patch(request: Request, intake: Intake, uid: str, claims) -> Response
     request.state.bundle_id = snap.info.bundle_id
     algorithm, expected = tus.parse_checksum(request.headers.get("upload-checksum"))
     with intake.storage.scratch_file() as scratch:
-        writer = await run_in_threadpool(PartWriter, scratch, algorithm)
+        writer = await run_in_threadpool(PartWriter, scratch, algorithm, tus.running_hash(uid, start))
         timed_out = False
         try:
             timed_out = await _read_body(request, writer, length, intake.config)
@@ -357,7 +358,7 @@ async def _read_body(request: Request, writer: PartWriter, length: int, config: 
         if full is not None:
             continue                                  # drained, not stored
         buffer += chunk
-        if len(buffer) >= READ_CHUNK or seen >= length:
+        if len(buffer) >= WRITE_BATCH or seen >= length:
             try:
                 writer.write(bytes(buffer))
             except StorageFull as exc:

@@ -135,6 +135,14 @@ class Storage(ABC):
     def scratch_dir(self) -> Optional[str]:
         return None
 
+    def fingerprint(self, key: str) -> Optional[tuple]:
+        """Something that changes whenever the object at ``key`` is replaced (None: unknown).
+
+        Lets a process trust a running hash of parts it stored itself (see
+        :meth:`intake.tus.TusService.finish`); backends without one always re-hash.
+        """
+        return None
+
     def free_bytes(self) -> int:
         """Free space where request bodies and assembled bundles are written (the disk floor)."""
         return shutil.disk_usage(self.scratch_dir() or tempfile.gettempdir()).free
@@ -167,6 +175,13 @@ class LocalStorage(Storage):
 
     def scratch_dir(self) -> str:
         return str(self.tmp)
+
+    def fingerprint(self, key: str) -> Optional[tuple]:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)   # put_file always renames a new file in
 
     def ping(self) -> None:
         if not (self.tmp.is_dir() and os.access(self.tmp, os.W_OK | os.X_OK)):

@@ -31,6 +31,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -53,6 +54,8 @@ VERIFIED_HEADER = "Upload-Checksum-Verified"
 DEFAULT_MAX_OPEN = 8                   # unfinished uploads per case
 DEFAULT_MAX_INFLIGHT = 8 * 1024 ** 3   # bytes announced by a case's unfinished uploads
 DEFAULT_MIN_FREE = 1024 ** 3           # free-disk floor for scratch and local storage
+FINISH_AT_ONCE = 2                     # completions verified at once (CPU and memory bound)
+RUNNING_KEPT = 1024                    # running whole-file hashes kept per process
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _CASE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -191,9 +194,10 @@ class PartWriter:
     finds the disk full raises :class:`StorageFull` (507), never a silent disconnect.
     """
 
-    def __init__(self, path: Path, algorithm: Optional[str]):
+    def __init__(self, path: Path, algorithm: Optional[str], running=None):
         self.path = path
         self.hasher = CHECKSUMS[algorithm]() if algorithm else None
+        self.running = running           # the whole upload's SHA-256 so far, continued here
         self.received = 0
         with full_as_507("the chunk"):
             self._fh = open(path, "wb")
@@ -204,6 +208,8 @@ class PartWriter:
         self.received += len(data)
         if self.hasher is not None:
             self.hasher.update(data)
+        if self.running is not None:
+            self.running.update(data)
 
     def close(self) -> None:
         with full_as_507("the chunk"):
@@ -222,6 +228,11 @@ class TusService:
         self.log = log or (lambda message: None)
         self.limits = limits
         self._quota_lock = threading.Lock()
+        self._finishing = threading.BoundedSemaphore(FINISH_AT_ONCE)
+        # upload -> (offset, SHA-256 of bytes [0, offset), [(part key, fingerprint)...]):
+        # kept by the process that received the parts in order, so finishing needs no re-hash
+        self._running: "OrderedDict[str, tuple[int, object, list]]" = OrderedDict()
+        self._running_lock = threading.Lock()
 
     # ------------------------------------------------------------------ keys
 
@@ -401,6 +412,40 @@ class TusService:
         except ValueError:
             raise HttpError(400, "Upload-Checksum value is not base64") from None
 
+    def running_hash(self, uid: str, start: int):
+        """A hasher holding the SHA-256 of bytes [0, start) of ``uid``, if this process has one."""
+        if start == 0:
+            return hashlib.sha256()
+        with self._running_lock:
+            entry = self._running.get(uid)
+            return entry[1].copy() if entry and entry[0] == start else None
+
+    def _keep_running(self, uid: str, start: int, end: int, running, key: str) -> None:
+        fingerprint = self.storage.fingerprint(key) if running is not None else None
+        with self._running_lock:
+            before = self._running.get(uid)
+            if fingerprint is None or (start and not (before and before[0] == start)):
+                self._running.pop(uid, None)
+                return
+            chain = (before[2] if start else []) + [(key, fingerprint)]
+            self._running[uid] = (end, running, chain)
+            self._running.move_to_end(uid)
+            while len(self._running) > RUNNING_KEPT:
+                self._running.popitem(last=False)
+
+    def _known_digest(self, snap: Snapshot) -> Optional[str]:
+        """The running SHA-256 of the whole upload, if it covers exactly the stored parts now."""
+        with self._running_lock:
+            entry = self._running.pop(snap.info.id, None)
+        if entry is None or entry[0] != snap.info.length:
+            return None
+        parts = sorted(snap.parts, key=lambda p: (p.start, -p.length))
+        if [p.key for p in parts] != [key for key, _ in entry[2]]:
+            return None
+        if any(self.storage.fingerprint(key) != fp for key, fp in entry[2]):
+            return None
+        return entry[1].hexdigest()
+
     def commit_part(self, uid: str, snap: Snapshot, start: int, length: int, body: PartWriter,
                     expected: Optional[bytes]) -> tuple[Snapshot, int]:
         """Store a received body as the part at ``start``; finish the upload at its last byte.
@@ -422,8 +467,10 @@ class TusService:
                                  "not stored: send it again")
         current = start
         if length:
-            self.storage.put_file(self._part_key(uid, start, length), body.path)
+            key = self._part_key(uid, start, length)
+            self.storage.put_file(key, body.path)
             self.stats.add("patch_bytes_stored", length)
+            self._keep_running(uid, start, start + length, body.running, key)
             current += length
             snap = self._load(uid) or snap
         if current == snap.info.length and not snap.info.completed:
@@ -436,7 +483,7 @@ class TusService:
         snap, current = self.check_patch(uid, claims, offset_header, content_length)
         algorithm, expected = self.parse_checksum(checksum_header)
         with self.storage.scratch_file() as scratch:
-            writer = PartWriter(scratch, algorithm)
+            writer = PartWriter(scratch, algorithm, self.running_hash(uid, current))
             try:
                 while writer.received < content_length:
                     try:
@@ -470,11 +517,17 @@ class TusService:
 
         A full disk (507) keeps the upload: the client retries its last PATCH later.
         """
+        with self._finishing:
+            return self._finish(uid, snap)
+
+    def _finish(self, uid: str, snap: Snapshot) -> UploadInfo:
         info = snap.info
         folder = self.case_folder(info.bundle_id, info.case_id)
+        known = self._known_digest(snap)
         with self.storage.scratch_file() as scratch:
             try:
-                digest, size = self._assemble(snap, scratch)
+                digest, size = self._assemble(snap, scratch, hashing=known is None)
+                digest = known or digest
             except KeyError:                       # a part vanished: another process finished it
                 again = self._load(uid)
                 if again is not None and again.info.completed:
@@ -517,9 +570,10 @@ class TusService:
             self.storage.delete(part.key)
         return info
 
-    def _assemble(self, snap: Snapshot, target: Path) -> tuple[str, int]:
-        """The parts, in order, into the local file ``target``; its SHA-256 and size."""
-        sha, pos = hashlib.sha256(), 0
+    def _assemble(self, snap: Snapshot, target: Path, hashing: bool = True) -> tuple[str, int]:
+        """The parts, in order, into the local file ``target``; its SHA-256 (when ``hashing``)
+        and size."""
+        sha, pos = hashlib.sha256() if hashing else None, 0
         with full_as_507("the assembled bundle"), open(target, "wb") as out:
             for part in sorted(snap.parts, key=lambda p: (p.start, -p.length)):
                 if part.end <= pos:
@@ -538,11 +592,12 @@ class TusService:
                         if not data:
                             raise KeyError(part.key)      # shorter than its name says: treat as gone
                         pos += len(data)
-                        sha.update(data)
+                        if sha is not None:
+                            sha.update(data)
                         out.write(data)
         if pos != snap.info.length:
             raise KeyError(f"uploads/{snap.info.id}: {pos} of {snap.info.length} bytes")
-        return sha.hexdigest(), pos
+        return (sha.hexdigest() if sha is not None else ""), pos
 
     def _verify(self, info: UploadInfo, path: Path, digest: str) -> dict:
         if digest != info.sha256:

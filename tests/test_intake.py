@@ -205,6 +205,32 @@ def test_cut_bodies_are_dropped_with_a_checksum_and_kept_without(service):
     assert deleted.value.status == 404
 
 
+def test_a_running_hash_is_trusted_only_while_the_parts_are_the_ones_it_hashed(service, tmp_path):
+    """The process that stored every part in order finishes without re-hashing; a part replaced
+    behind its back (another process, a hostile duplicate PATCH) makes it hash the real bytes."""
+    from tests import hostile
+    tus, _, claims = service
+    bundle_id = "JCD-0000-0000-0A0A"
+    good = hostile.simple(tmp_path / "g", edit=lambda h: h.update(bundle_id=bundle_id, case_id="C1"))
+    data = good.read_bytes()
+    info = tus.create(claims, str(len(data)), _meta(bundle_id, hashlib.sha256(data).hexdigest()))
+    half = len(data) // 2
+    tus.receive(info.id, claims, "0", half, io.BytesIO(data[:half]), None)
+    part = next(tus.storage.list(f"uploads/{info.id}/parts/"))
+    forged = bytearray(data[:half])
+    forged[100] ^= 0xFF
+    scratch = tmp_path / "forged"
+    scratch.write_bytes(bytes(forged))
+    tus.storage.put_file(part.key, scratch)                  # same key, other bytes
+    with pytest.raises(HttpError) as refused:
+        tus.receive(info.id, claims, str(half), len(data) - half, io.BytesIO(data[half:]), None)
+    assert refused.value.status == 422 and "does not match the sha256 in Upload-Metadata" in str(refused.value)
+    info = tus.create(claims, str(len(data)), _meta(bundle_id, hashlib.sha256(data).hexdigest()))
+    tus.receive(info.id, claims, "0", half, io.BytesIO(data[:half]), None)
+    snap, offset = tus.receive(info.id, claims, str(half), len(data) - half, io.BytesIO(data[half:]), None)
+    assert offset == len(data) and snap.info.completed["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 def test_creation_rules(service):
     tus, _, claims = service
     for length, meta, status in [(None, _meta(), 400), ("0", _meta(), 400), ("20000000", _meta(), 413),
