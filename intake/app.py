@@ -55,7 +55,7 @@ from .tus import (CHECKSUMS, EXTENSIONS, TUS_VERSION, VERIFIED_HEADER, ClientGon
 
 log = logging.getLogger("jcdiag.intake")
 SMALL_BODY = 64 * 1024
-WRITE_BATCH = 256 * 1024                # body bytes gathered before one write (and hash) call
+WRITE_BATCH = 1024 * 1024               # body bytes gathered before one write (and hash), off the loop
 _RANGE = re.compile(r"^bytes=(\d{1,15})-$")
 #: Headers that decide framing, identity or meaning: one copy each, or 400.
 SINGLE = {b"content-length", b"transfer-encoding", b"host", b"authorization", b"content-type",
@@ -360,14 +360,14 @@ async def _read_body(request: Request, writer: PartWriter, length: int, config: 
         buffer += chunk
         if len(buffer) >= WRITE_BATCH or seen >= length:
             try:
-                writer.write(bytes(buffer))
+                await run_in_threadpool(writer.write, bytes(buffer))    # a slow disk never stalls the loop
             except StorageFull as exc:
                 full = exc
             buffer.clear()
     if full is not None:
         raise full
     if buffer:
-        writer.write(bytes(buffer))
+        await run_in_threadpool(writer.write, bytes(buffer))
     return timed_out
 
 

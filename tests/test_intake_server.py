@@ -25,20 +25,10 @@ from collector.ids import new_bundle_id
 from collector.upload import TusClient, UploadError, send
 from intake.tus import HttpError, strict_length
 from tests import hostile
+from tests.test_intake import engineer, intake  # noqa: F401 - the module's intake and its engineer token
 from tests.transfer_kit import REPO, Intake, make_bundle, raw_upload, self_signed_cert
 
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-@pytest.fixture(scope="module")
-def intake(tmp_path_factory):
-    with Intake(tmp_path_factory.mktemp("intake") / "data") as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def engineer(intake):
-    return intake.token("--engineer")
 
 
 def raw(port: int, data: bytes, wait: float = 5.0) -> bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from collector.upload import UploadError, send
+from collector.upload import TusClient, UploadError, send
 from tests.transfer_kit import FaultProxy, Intake, free_port, jcdiag, make_bundle, one_json, raw_upload
 
 pytestmark = pytest.mark.slow
@@ -164,3 +164,30 @@ def test_rejected_uploads_leave_nothing_in_the_bucket(seaweed, tmp_path):
         wrong = send(bundle["path"], intake.url, intake.token("--case", "S3-4"))
         assert not wrong.ok and "not case S3-3" in wrong.error
         assert seaweed.keys(f"bundles/{bundle['bundle_id']}/") == []
+
+
+@pytest.mark.timeout(90)
+def test_quotas_hold_across_processes_and_readiness_follows_the_bucket(tmp_path):
+    """Quota markers live in the bucket, so a second process sees the first one's uploads; when
+    the storage stops answering, /readyz says 503 while /healthz still answers."""
+    own = SeaweedFS(tmp_path / "weed")
+    try:
+        data = tmp_path / "shared-config"
+        limits = ("--max-open-uploads", "1")
+        with Intake(data, extra=("--s3-endpoint", own.endpoint, "--s3-bucket", BUCKET, *limits),
+                    env=CREDENTIALS) as one, \
+                Intake(data, extra=("--s3-endpoint", own.endpoint, "--s3-bucket", BUCKET, *limits),
+                       env=CREDENTIALS) as two:
+            token = one.token("--case", "S3-Q")
+            meta = {"bundle_id": "JCD-0000-0000-0Q01", "sha256": "ab" * 32}
+            TusClient(token).create(one.url + "/files/", 1000, meta)
+            with pytest.raises(UploadError) as refused:
+                TusClient(token).create(two.url + "/files/", 1000, {**meta, "bundle_id": "JCD-0000-0000-0Q02"})
+            assert refused.value.status == 429
+            assert [k for k in own.keys("cases/") if k.startswith("cases/c-S3-Q/open/")]
+            assert requests.get(two.url + "/readyz", timeout=10).status_code == 200
+            own.stop()
+            assert requests.get(two.url + "/readyz", timeout=30).status_code == 503
+            assert requests.get(two.url + "/healthz", timeout=10).status_code == 200
+    finally:
+        own.stop()
