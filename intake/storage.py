@@ -33,6 +33,7 @@ from typing import BinaryIO, Iterable, Iterator, Optional
 
 READ_CHUNK = 1024 * 1024
 TRANSFER_CHUNK = 8 * 1024 * 1024
+SINGLE_PUT = 64 * 1024 * 1024            # objects up to this size go up in one PUT
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -349,6 +350,10 @@ class S3Storage(Storage):
         return code in ("NoSuchKey", "404", "NotFound")
 
     def put_file(self, key: str, path: Path) -> None:
+        if Path(path).stat().st_size <= SINGLE_PUT:        # a part: one streamed PUT, no part buffers
+            with open(path, "rb") as body:
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body)
+            return
         self.client.upload_file(str(path), self.bucket, self._key(key), Config=self.transfer)
 
     def put_bytes(self, key: str, data: bytes, exclusive: bool = False) -> bool:

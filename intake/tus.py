@@ -57,6 +57,7 @@ DEFAULT_MIN_FREE = 1024 ** 3           # free-disk floor for scratch and local s
 FINISH_AT_ONCE = 2                     # completions verified at once (CPU and memory bound)
 RUNNING_KEPT = 1024                    # running whole-file hashes kept per process
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
+MAX_PARTS = 4096                       # parts per upload (tiny PATCHes would make every request slow)
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _CASE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -396,6 +397,9 @@ class TusService:
         if current + content_length > info.length:
             raise HttpError(413, f"the body would end at byte {current + content_length}, past "
                                  f"Upload-Length {info.length}")
+        if len(snap.parts) >= MAX_PARTS and content_length:
+            raise HttpError(400, f"this upload already has {len(snap.parts)} parts; send bigger chunks "
+                                 "(or start a new upload)")
         if content_length:
             self.check_disk(content_length)
         return snap, current
