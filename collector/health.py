@@ -33,6 +33,7 @@ from typing import Callable, Optional
 
 from collector.literals import LiteralFinder
 from collector.logtime import line_timestamp
+from collector.timeline import Timeline
 from platforms import linux as _linux, macos as _macos, windows as _windows
 
 MAX_LINE = 8 * 1024           # bytes of one line looked at; the rest of a longer line is dropped
@@ -199,6 +200,7 @@ class LogStats:
         self._hex_shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})
         self._partial = bytearray()
         self._record_time: Optional[datetime] = None
+        self.timeline = Timeline()          # per-key counts per hour (or wider) for the report
 
     def feed(self, data: bytes) -> None:
         """Whole blocks of lines at a time: lines are counted with ``bytes.count``, the
@@ -292,6 +294,7 @@ class LogStats:
         else:
             group.count += 1
             group.first, group.last = _older(group.first, when), _newer(group.last, when)
+        self.timeline.add(key, when)
 
     def _error_key(self, raw: bytes, stamped: bool) -> Optional[str]:
         """The line's group (its normalized message), or None when it is no error line.
@@ -338,6 +341,7 @@ class LogStats:
             victims = sorted(self._groups, key=lambda k: self._groups[k].count)[:enough]
         for key in victims:
             del self._groups[key]
+            self.timeline.drop(key)
         self.evicted += len(victims)
 
     def top_errors(self) -> list[dict]:
@@ -346,6 +350,15 @@ class LogStats:
             -kv[1].count, datetime.min - (kv[1].last or datetime.min), kv[0]))
         return [{"message": key, "count": g.count, "first_seen": _iso(g.first),
                  "last_seen": _iso(g.last), "example": g.example} for key, g in ranked[: self.top]]
+
+
+    def to_summary(self) -> dict:
+        """What summary.json keeps of the logs: totals, the top error groups and their
+        timeline (errors per hour, or per wider bucket over long windows)."""
+        top = self.top_errors()
+        return {"lines": self.lines, "error_lines": self.error_lines, "evicted": self.evicted,
+                "last_timestamp": _iso(self.last_timestamp), "top_errors": top,
+                "timeline": self.timeline.to_dict(e["message"] for e in top)}
 
 
 def _iso(value: Optional[datetime]) -> Optional[str]:
