@@ -480,8 +480,10 @@ def inspect(bundle_path, as_json):
               help="File whose first line is the bundle password.")
 @click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Folder to extract into (default: the bundle ID).")
+@click.option("--report", "with_report", is_flag=True,
+              help="Also write <BUNDLE-ID>.html in the folder: the report page, linking the files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def open_cmd(bundle_path, key_path, password_file, to_dir, as_json):
+def open_cmd(bundle_path, key_path, password_file, to_dir, as_json, with_report):
     """Verify a bundle's payload checksum, decrypt it and extract it."""
     from .bundle import BundleError, open_bundle
     from .envelope import EnvelopeError, load_private_key, unseal
@@ -503,14 +505,71 @@ def open_cmd(bundle_path, key_path, password_file, to_dir, as_json):
         header, names = open_bundle(bundle_path, target, password_for)
     except (BundleError, EnvelopeError, OSError) as exc:
         _fail(exc, as_json)
+    page = _open_report(header, target, as_json) if with_report else {}
     if as_json:
         _emit({"bundle_id": header.get("bundle_id"), "to": str(target), "files": len(names),
-               "verified": True})
+               "verified": True, **page})
         return
     click.echo(f"Verified payload sha256 and extracted {len(names)} entries to {target}")
+    if page:
+        click.echo(f"Report: {page['report']}")
     summary = target / "SUMMARY.txt"
     if summary.exists():
         click.echo(f"Read first: {summary}")
+
+
+def _open_report(header: dict, target: Path, as_json: bool) -> dict:
+    """``open --report``: the page inside the extracted folder, after a successful extraction."""
+    from .bundle import BundleError
+    from .bundle_report import report_for_opened
+
+    try:
+        return {"report": str(report_for_opened(target, header))}
+    except (BundleError, OSError) as exc:
+        _fail(exc, as_json)
+
+
+def _password_source(key_path: Optional[str], password_file: Optional[str]):
+    """``password_for(header)`` from exactly one of --key PEM or --password-file F."""
+    from .envelope import load_private_key, unseal
+
+    if bool(key_path) == bool(password_file):
+        raise click.UsageError("give exactly one of --key PEM or --password-file F")
+    if key_path:
+        return lambda header: unseal(header.get("recipients", []), load_private_key(key_path))
+    return lambda header: _read_secret_file(password_file, "password")
+
+
+@main.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
+              help="Support private key the bundle is sealed to.")
+@click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
+              help="File whose first line is the bundle password.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Where to write the page (default: <BUNDLE-ID>.html beside the bundle).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report(bundle_path, key_path, password_file, out, as_json):
+    """Write one self-contained HTML page about a bundle: verdict, findings, the admin's
+    report, error timeline, top error lines, manifest, redaction, file links.
+
+    The page works offline (no network, no external files).  Its file links point into
+    <BUNDLE-ID>/ beside the page: `jcdiag open BUNDLE --to` that folder puts the files there
+    (or use `jcdiag open BUNDLE --report`, which writes the page inside the extracted folder).
+    """
+    from .bundle import BundleError
+    from .bundle_report import report_for_bundle
+    from .envelope import EnvelopeError
+
+    password_for = _password_source(key_path, password_file)
+    try:
+        page = report_for_bundle(bundle_path, password_for, out)
+    except (BundleError, EnvelopeError, OSError) as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"report": str(page), "bytes": page.stat().st_size})
+        return
+    click.echo(f"Report: {page} ({page.stat().st_size} bytes); open it in a browser")
 
 
 if __name__ == "__main__":  # pragma: no cover

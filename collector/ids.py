@@ -33,7 +33,7 @@ def new_bundle_id() -> str:
 
 
 def is_bundle_id(text: str) -> bool:
-    return bool(_PATTERN.match(text))
+    return bool(_PATTERN.fullmatch(text))      # match() let a trailing newline through
 
 
 def normalize(text: str) -> str:
