@@ -49,7 +49,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sa
 background:var(--bg);margin:0 auto;max-width:1200px;padding:16px 24px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;padding-bottom:4px;
 border-bottom:1px solid var(--line)}h3{font-size:15px;margin:12px 0 6px}
-.muted{color:var(--muted)}.mono,code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
+.muted{color:var(--muted)}.nowrap{white-space:nowrap}.mono,code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 font-size:12.5px}
 pre{white-space:pre-wrap;word-break:break-word;margin:0}
 .banner{border:2px solid var(--line);border-radius:8px;padding:14px 18px;background:var(--soft)}
@@ -416,7 +416,7 @@ def _timeline(summary: dict, report: Optional[dict]) -> str:
                                "jcdiag before the HTML report do not carry it)")
     if not tl["series"]:
         return head + '<p id="timeline-empty">No timestamped error lines in the agent log.</p>'
-    width, height, left, right, top, bottom = 1000, 280, 48, 12, 14, 44
+    width, height, left, right, top, bottom = 1000, 280, 48, 40, 14, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     n, start, step = tl["buckets"], tl["start"], timedelta(hours=tl["hours"])
     peak = max(c for s in tl["series"] for c in s["points"].values())
@@ -485,8 +485,8 @@ def _top_errors(summary: dict) -> str:
     if not errors:
         return head + "<p>No error lines in the agent log.</p>"
     rows = "".join(
-        f'<tr><td class="num">{esc(e.get("count"))}</td><td class="mono">{esc(e.get("first_seen") or "?")}</td>'
-        f'<td class="mono">{esc(e.get("last_seen") or "?")}</td><td class="mono">{esc(e.get("message"))}</td>'
+        f'<tr><td class="num">{esc(e.get("count"))}</td><td class="mono nowrap">{esc(e.get("first_seen") or "?")}'
+        f'</td><td class="mono nowrap">{esc(e.get("last_seen") or "?")}</td><td class="mono">{esc(e.get("message"))}</td>'
         f'<td><pre>{esc(e.get("example"))}</pre></td></tr>' for e in errors)
     totals = (f'{esc(stats.get("error_lines"))} error lines among {esc(stats.get("lines"))} lines of '
               "jcagent.log" + (f"; {esc(stats.get('evicted'))} rare messages were dropped from the count"
