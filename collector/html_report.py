@@ -387,7 +387,12 @@ def timeline_points(summary: dict) -> Optional[dict]:
     if start is None or end is None or end <= start:
         return out
     step = timedelta(hours=hours)
-    out["buckets"] = buckets = min(MAX_TIMELINE_BUCKETS, -(-(end - start) // step))
+    buckets = min(MAX_TIMELINE_BUCKETS, -(-(end - start) // step))
+    try:
+        start + buckets * step                   # a window at the end of the calendar: not drawn
+    except OverflowError:
+        return out
+    out["buckets"] = buckets
     series = _dict(tl.get("series"))
     keys = [e.get("message") for e in _list(stats.get("top_errors")) if isinstance(e, dict)]
     keys += [k for k in series if k not in keys]
@@ -415,7 +420,8 @@ def _timeline(summary: dict, report: Optional[dict]) -> str:
         return head + _missing("The error timeline (errors per hour per error key; bundles made by "
                                "jcdiag before the HTML report do not carry it)")
     if not tl["series"]:
-        return head + '<p id="timeline-empty">No timestamped error lines in the agent log.</p>'
+        return head + ('<p id="timeline-empty">No timestamped error lines in the agent log (or none '
+                       "this page can place).</p>")
     width, height, left, right, top, bottom = 1000, 280, 48, 40, 14, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     n, start, step = tl["buckets"], tl["start"], timedelta(hours=tl["hours"])

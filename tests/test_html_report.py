@@ -20,7 +20,7 @@ from collector.html_report import json_for_script, render, safe_link, verdict_ax
 MARK = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text() | st.just(MARK) | st.just("2026-11-20T10:00"),
+    | st.text() | st.just(MARK) | st.sampled_from(["2026-11-20T10:00", "9999-12-31T23:00", "0001-01-01T00:00"]),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8) | st.sampled_from(
         ["bundle_id", "status", "release", "patch", "days_to_eol", "lifecycle", "findings", "log_stats",
@@ -63,6 +63,18 @@ def test_a_summary_full_of_markup_renders_it_as_text():
     assert structure_of(page) == BASELINE
     assert page.count(html_report.esc(MARK)) >= 15
     assert 'data-count="3"' in page
+
+
+@pytest.mark.parametrize("timeline", [
+    {"bucket_hours": 1, "start": "9999-12-31T22:00", "end": "9999-12-31T23:59",
+     "series": {"k": {"9999-12-31T22:00": 2}}},
+    {"bucket_hours": 98304, "start": "9000-01-01T00:00", "end": "9999-01-01T00:00", "series": {"k": {}}},
+    {"bucket_hours": 0, "start": "2026-01-01T00:00", "end": "2026-01-02T00:00", "series": {}},
+    {"bucket_hours": 1, "start": "2026-01-02T00:00", "end": "2026-01-01T00:00", "series": {"k": {"x": 1}}},
+])
+def test_timelines_at_the_edges_of_the_calendar_or_reversed_are_not_drawn(timeline):
+    page = render({"summary": {"log_stats": {"top_errors": [{"message": "k", "count": 2}], "timeline": timeline}}})
+    assert "<svg" not in page and ("timeline-empty" in page or "not in this bundle" in page)
 
 
 def test_json_for_script_cannot_close_the_block():
