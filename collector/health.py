@@ -248,10 +248,15 @@ class LogStats:
             raw = block[start:done_to][:MAX_LINE]
             own = line_timestamp(raw, self.year_hint)
             self._error(raw, own or self._stamp_before(block, start) or before, stamped=own is not None)
+        if before is None:                              # a file's first block: where its log starts
+            first = line_timestamp(block[:find(b"\n")][:MAX_LINE], self.year_hint)
+            if first is not None:
+                self.timeline.cover(first)
         newest = self._stamp_before(block, len(block))
         if newest is not None:
             self._record_time = newest
             self.last_timestamp = _newer(self.last_timestamp, newest)
+            self.timeline.cover(newest)
 
     def _stamp_before(self, block: bytes, end: int, lines: int = 256) -> Optional[datetime]:
         """The timestamp of the nearest line before ``end`` that has one (a bounded look back)."""
@@ -273,6 +278,7 @@ class LogStats:
         if stamp is not None:
             self._record_time = stamp
             self.last_timestamp = _newer(self.last_timestamp, stamp)
+            self.timeline.cover(stamp)
         if _ERROR_WORDS.positions(raw.lower()):
             self._error(raw, self._record_time, stamped=stamp is not None)
 

@@ -8,7 +8,8 @@ fixed budget:
 * every key shares one bucket width, taken from the ladder 1, 3, 6, 12 hours,
   1 day, then doubling (2, 4, 8... days); each width divides the next, and days
   start at local midnight, so merging buckets keeps the counts exact;
-* the whole window (all keys together) never spans more than ``max_buckets``
+* the whole window (all keys together, and the times :meth:`Timeline.cover` is
+  given: the log's first and last lines) never spans more than ``max_buckets``
   buckets: when it would, every key's buckets are merged into the next width;
 * a key's counts are one ``array('I')`` holding at most ``max_buckets`` numbers
   and the index of its first bucket: constant memory per key, whatever the size
@@ -59,15 +60,7 @@ class Timeline:
         """Count one event of ``key`` at ``when`` (None: not placed)."""
         if when is None:
             return
-        hour = hour_index(when)
-        idx = hour // self.hours
-        if self.lo is None:
-            self.lo = self.hi = idx
-        elif idx < self.lo or idx > self.hi:
-            self.lo, self.hi = min(self.lo, idx), max(self.hi, idx)
-            if self.hi - self.lo >= self.max_buckets:
-                self._coarsen()
-                idx = hour // self.hours
+        idx = self.cover(when)
         entry = self._series.get(key)
         if entry is None:
             self._series[key] = [idx, array("I", [1])]
@@ -79,6 +72,20 @@ class Timeline:
         elif idx - base >= len(counts):
             counts.extend(_zeros(idx - base - len(counts) + 1))
         counts[idx - base] += 1
+
+    def cover(self, when: datetime) -> int:
+        """Make the window include ``when`` (a log line that is no error: the chart then
+        spans the whole log, quiet hours included); its bucket index at the new width."""
+        hour = hour_index(when)
+        idx = hour // self.hours
+        if self.lo is None:
+            self.lo = self.hi = idx
+        elif idx < self.lo or idx > self.hi:
+            self.lo, self.hi = min(self.lo, idx), max(self.hi, idx)
+            if self.hi - self.lo >= self.max_buckets:
+                self._coarsen()
+                idx = hour // self.hours
+        return idx
 
     def drop(self, key: str) -> None:
         """Forget a key (its error group was evicted: its counts would no longer match)."""

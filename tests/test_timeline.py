@@ -13,14 +13,14 @@ BASE = datetime(2026, 11, 20, 0, 0)
 
 def reference(events, dropped, max_buckets):
     """The smallest ladder width on which every event's bucket fits in max_buckets, then
-    a Counter per key of the events' bucket starts at that width."""
+    a Counter per key of the events' bucket starts at that width (key None: only covered)."""
     hours = [hour_index(w) for _, w in events]
     width = 1
     while hours and max(hours) // width - min(hours) // width >= max_buckets:
         width = next_width(width)
     series = {}
     for key, when in events:
-        if key in dropped:
+        if key in dropped or key is None:
             continue
         start = (datetime(1970, 1, 1) + timedelta(hours=hour_index(when) // width * width))
         series.setdefault(key, Counter())[start.isoformat(timespec="minutes")] += 1
@@ -28,7 +28,7 @@ def reference(events, dropped, max_buckets):
 
 
 events_strategy = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c", "<script>"]),
+    st.tuples(st.sampled_from(["a", "b", "c", "<script>", None]),
               st.integers(min_value=-20_000, max_value=20_000).map(lambda m: BASE + timedelta(minutes=m * 7))),
     max_size=300)
 
@@ -39,7 +39,10 @@ events_strategy = st.lists(
 def test_timeline_matches_the_reference(events, max_buckets, drop):
     tl = Timeline(max_buckets)
     for key, when in events:
-        tl.add(key, when)
+        if key is None:
+            tl.cover(when)
+        else:
+            tl.add(key, when)
     for key in drop:
         tl.drop(key)
     width, expected = reference(events, drop, max_buckets)
