@@ -27,7 +27,7 @@ from typing import Iterable, Optional
 
 MAX_BUCKETS = 96                       # 4 days hourly, 3 months daily
 _EPOCH = datetime(1970, 1, 1)           # naive: log times are naive local times
-_HOUR = timedelta(hours=1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
 
 
 def next_width(hours: int) -> int:
@@ -40,8 +40,9 @@ def _zeros(n: int) -> array:
 
 
 def hour_index(when: datetime) -> int:
-    """Whole hours from 1970-01-01 00:00 (local wall clock; negative before it)."""
-    return (when.replace(tzinfo=None) - _EPOCH) // _HOUR
+    """Whole hours from 1970-01-01 00:00 (wall clock; negative before it).  Ordinal
+    arithmetic: a tenth of the cost of datetime subtraction, on every error line."""
+    return (when.toordinal() - _EPOCH_ORDINAL) * 24 + when.hour
 
 
 class Timeline:
@@ -78,6 +79,8 @@ class Timeline:
         spans the whole log, quiet hours included); its bucket index at the new width."""
         hour = hour_index(when)
         idx = hour // self.hours
+        if self.lo is not None and self.lo <= idx <= self.hi:
+            return idx                                   # the usual case: inside the window
         if self.lo is None:
             self.lo = self.hi = idx
         elif idx < self.lo or idx > self.hi:
