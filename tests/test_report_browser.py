@@ -188,6 +188,11 @@ def test_jcdiag_report_writes_the_page_beside_the_bundle(bundle, tmp_path):
     bundle_id = bundle["summary"]["bundle_id"]
     assert f'href="{bundle_id}/summary.json"' in text          # links into <BUNDLE-ID>/ beside the page
     assert not list(bundle["bundle"].parent.glob(".*partial"))
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the password\n")
+    r = jcdiag("report", str(bundle["bundle"]), "--password-file", str(wrong), "--out", str(tmp_path / "x.html"))
+    assert r.returncode == 1 and "wrong key or password" in r.stderr and r.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wrong"]
     out = tmp_path / "mine.html"
     r = jcdiag("report", str(bundle["bundle"]), "--password-file", str(bundle["pw"]), "--out", str(out))
     assert r.returncode == 0 and out.is_file() and f"Report: {out}" in r.stdout
