@@ -51,6 +51,8 @@ EXCLUDED = {
     "generic-api-key": "covered by jcdiag's own key/value rules (password, secret, token, key), "
                        "which keep identifiers such as systemKey; its keywords (key, api, auth, token) "
                        "are on most agent log lines",
+    "curl-auth-user": "jcdiag's command-line rule takes the password of curl -u/--user user:pass "
+                      "and keeps the user name, which support needs (this rule takes both)",
 }
 #: Keywords that occur inside ordinary words, so they cannot serve as a prefilter:
 #: the rule keeps its other keywords, or is skipped when none is left.

@@ -33,7 +33,7 @@ _SLACK = "xoxb-" + "2345678901-" + "1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx"
 _STRIPE = "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc9Q"
 _GITLAB = "glpat-" + "x9Yk2mQw7PzR4tLs8NvB"
 _GITHUB = "ghp_" + "R8a2KmN3pQ7sT1vW4xY6zB9cD0eF2gH5jK7m"
-_SENDGRID = "SG." + "aBcDeFgHiJkLmNoPqRsTuV" + "." + "WxYz0123456789AbCdEfGhIjKlMnOpQrStUvWxYz012"
+_SENDGRID = "SG." + "k3Fq9ZtR2mWv8LpXc4NbYd" + "." + "Hs7Jg1Qe5Ta0Uo6Ki2Rw9Zx3Cv8Bn4Ml7Pq1Sd5Fg0H"
 _NPM = "npm_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
 
 FORMS: tuple[Form, ...] = (
