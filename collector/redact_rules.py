@@ -319,7 +319,7 @@ _KV_VALUE = (
     rb'|"(?:[^"\\\r\n]|\\[^\r\n]){0,8192}"'
     rb"|'[^'\r\n]{0,8192}'"
     rb'|["\'][^\r\n]{1,8192}'
-    rb'|[^\s"\'{\[][^\s"\']{0,8191}?(?=[)\]}>]{0,64}(?:[\s"\']|$)))'
+    rb'|[^\s"\'{\[][^\s"\']{0,8191}?(?=[,;]?[)\]}>]{0,64}(?:[\s"\']|$)))'
 )
 _KV_TAIL = (
     rb"(?P<kvrest>[a-z0-9_.-]{0,64})(?P<kvq>\\?[\"'])?"
@@ -860,6 +860,9 @@ class Matcher:
             return None                          # "--password value" / "connect key <40 chars>" only
         if not xml:
             vs, ve = _unquote(sc.orig[vs:ve], vs)
+            if before == 63 or before == 38:     # ?key=value&next=...: a URL query ends at & or #
+                cut = _QUERY_END.search(low, vs, ve)
+                ve = cut.start() if cut else ve
         value = sc.orig[vs:ve]
         if self.is_placeholder(value):
             return m.end()
@@ -933,6 +936,7 @@ class Matcher:
 
 
 _PLIST_OPEN = re.compile(rb"<(string|data)>")
+_QUERY_END = re.compile(rb"[&#]")
 # "-pS3cret" / "-p0wd": a one-letter option with its value glued on, never a key name.
 _GLUED_SHORT_OPTION = re.compile(rb"-[a-z][A-Z0-9!@#$%^&*]")
 _XML_NAME_ATTR = re.compile(rb"\b(?:key|name|id|setting|property)[ \t]{0,4}=[ \t]{0,4}[\"']\Z")

@@ -293,7 +293,7 @@ def test_long_line_without_separators_is_cut_where_no_secret_is():
 
 def test_uncuttable_line_fails_closed(monkeypatch):
     monkeypatch.setattr(redact_mod.Matcher, "scan",
-                        lambda self, orig, state, extents=None: extents.append((0, len(orig))) or []
+                        lambda self, orig, state, extents=None, argv_lines=False: extents.append((0, len(orig))) or []
                         if extents is not None else [])
     scrubber = Redactor().text_stream("x")
     with pytest.raises(RedactionError):
