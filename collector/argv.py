@@ -89,6 +89,7 @@ class ToolSpec:
     subcommand: Optional[bytes] = None   # ... counted after this word (net use)
     positional_skip: Optional[re.Pattern[bytes]] = None
     ignore_case: bool = False
+    triggers: tuple[bytes, ...] = ()     # words that start it in free text (default: its name)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "ToolSpec":
@@ -98,7 +99,8 @@ class ToolSpec:
         return cls(flags("glued"), flags("value"), flags("userpass"), flags("passarg"),
                    int(raw.get("positional", 0)),
                    raw["subcommand"].encode() if raw.get("subcommand") else None,
-                   re.compile(skip.encode(), re.I) if skip else None, ci)
+                   re.compile(skip.encode(), re.I) if skip else None, ci,
+                   tuple(t.lower().encode() for t in raw.get("triggers", ())))
 
 
 #: ``classify(flag name) -> rule id or None``; ``add(start, end, rule id)``.
@@ -113,18 +115,17 @@ class ArgvScanner:
         self.rule_id = rule_id
         self.tools = {name.encode(): spec for name, spec in tools.items()}
         self.classify = classify
+        # Words that start a command in free text: a tool's name, or its own triggers
+        # when the name alone is an everyday word ("net" -> "net use").
+        self.triggers = tuple(dict.fromkeys(t for name, spec in self.tools.items()
+                                            for t in (spec.triggers or (name,))))
 
-    @property
-    def triggers(self) -> tuple[bytes, ...]:
-        """Lower-case literals that start a command in free text (tool names)."""
-        return tuple(self.tools)
-
-    def is_tool_at(self, low: bytes, p: int, name: bytes) -> bool:
-        """True when ``name`` at ``p`` is a whole command word (``/usr/bin/mysql``,
-        ``"7z``, ``net.exe``), not part of ``backup.7z`` or ``mysqld``."""
+    def is_tool_at(self, low: bytes, p: int, word: bytes) -> bool:
+        """True when the trigger ``word`` at ``p`` is a whole command word
+        (``/usr/bin/mysql``, ``"7z``, ``net.exe``), not part of ``backup.7z`` or ``mysqld``."""
         if p and low[p - 1] not in b" \t\"'/\\=(`":
             return False
-        q = p + len(name)
+        q = p + len(word)
         if low.startswith(b".exe", q):
             q += 4
         return q >= len(low) or low[q] in b" \t\r\n\"';|&)`"

@@ -315,16 +315,19 @@ class _KeyMatcher:
 # One group holds the value with its quotes (``_unquote`` takes them off): fewer
 # groups make every match cheaper.
 _KV_VALUE = (
-    rb'(?P<kvv>\\"(?:[^\\"\r\n]|\\[^"\r\n]){0,8192}\\"'
+    rb'(?:(?P<kvv>\\"(?:[^\\"\r\n]|\\[^"\r\n]){0,8192}\\"'
     rb'|"(?:[^"\\\r\n]|\\[^\r\n]){0,8192}"'
     rb"|'[^'\r\n]{0,8192}'"
     rb'|["\'][^\r\n]{1,8192}'
     rb'|[^\s"\'{\[][^\s"\']{0,8191}?(?=[,;]?[)\]}>]{0,64}(?:[\s"\']|$)))'
+    rb'|(?P<kvnl>(?:[|>][-+0-9]{0,2}[ \t]{0,8})?(?=\r?\n|$)))'
 )
 _KV_TAIL = (
-    rb"(?P<kvrest>[a-z0-9_.-]{0,64})(?P<kvq>\\?[\"'])?"
-    rb"(?:(?P<kvnl>[ \t]{0,8}:[ \t]{0,8}(?:[|>][-+0-9]{0,2}[ \t]{0,8})?)(?=\r?\n|$)"
-    rb"|(?P<kvplist></key>)"
+    # The rest of the key name, taken whole (an atomic group written as a lookahead and a
+    # back-reference, for Python 3.10): giving name characters back can never let what
+    # follows match, and not trying saves most of the time spent on a miss.
+    rb"(?=(?P<kvrest>[a-z0-9_.-]{0,64}))(?P=kvrest)(?P<kvq>\\?[\"'])?"
+    rb"(?:(?P<kvplist></key>)"
     rb"|(?P<kvend>(?<=[\"'])[ \t]{0,8}/?>)"
     rb"|(?P<kvsep>[ \t]{0,8}(?:=>|[:=])[ \t]{0,8}|[ \t]{1,8})\[?" + _KV_VALUE +
     rb"|>(?P<kvx>[^<\r\n]{1,8192})(?=</))"
@@ -815,7 +818,9 @@ class Matcher:
         # are turned down with the least work.
         low = sc.low
         p = m.start()
-        if m.start(self._kv_nl) >= 0 or m.start(self._kv_plist) >= 0:
+        if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
+            return self._kv_below(sc, m) if b":" in low[m.start(self._kv_sep):m.end(self._kv_sep)] else None
+        if m.start(self._kv_plist) >= 0:
             return self._kv_below(sc, m)
         if m.start(self._kv_end) >= 0:               # name="ApiSecret"/> : the value came first
             ks = self._key_start(sc, p)
@@ -858,6 +863,9 @@ class Matcher:
         if spaced and not xml and low[ks] != 45 and not (
                 cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length):
             return None                          # "--password value" / "connect key <40 chars>" only
+        if not xml and low[vs] in b"|>" and _BLOCK_SCALAR.match(low, vs, ve) and \
+                b":" in low[sep_s:sep_e] and low[ve:ve + 2].strip(b" \t\r") in (b"", b"\n"):
+            return self._kv_below(sc, m)         # "key: |" / "key: >-": a YAML block scalar
         if not xml:
             vs, ve = _unquote(sc.orig[vs:ve], vs)
             if before == 63 or before == 38:     # ?key=value&next=...: a URL query ends at & or #
@@ -936,6 +944,7 @@ class Matcher:
 
 
 _PLIST_OPEN = re.compile(rb"<(string|data)>")
+_BLOCK_SCALAR = re.compile(rb"[|>][-+0-9]{0,2}\Z")
 _QUERY_END = re.compile(rb"[&#]")
 # "-pS3cret" / "-p0wd": a one-letter option with its value glued on, never a key name.
 _GLUED_SHORT_OPTION = re.compile(rb"-[a-z][A-Z0-9!@#$%^&*]")
