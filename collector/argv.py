@@ -26,7 +26,7 @@ _BLANK = b" \t\r\n"
 _QUOTES = b"\"'"
 _SEPARATORS = {b";", b"|", b"||", b"&&", b"&"}
 _FLAG_NAME = re.compile(rb"(?:--?|/)([A-Za-z][A-Za-z0-9_.-]{1,63})(?:([=:])|$)")
-_NOT_A_VALUE = re.compile(rb"[$(@%{]|-[A-Za-z]")
+_NOT_A_VALUE = re.compile(rb"-[A-Za-z]")      # the next flag: this one was a switch
 
 #: A token: (start, end) in the line.
 Token = tuple[int, int]
@@ -142,9 +142,15 @@ class ArgvScanner:
         while i < len(toks):
             s, e = toks[i]
             word = _text(line, toks[i])
-            if word in _SEPARATORS or word.endswith(b";"):
+            if word in _SEPARATORS:
                 tool, positional, after_sub = None, 0, False
                 i += 1
+                continue
+            if word.endswith(b";") and e - s > 1 and line[e - 1] == 59:
+                # "cmd -pX; next": the token is scanned without its ';', and the
+                # command ends after it.
+                toks[i] = (s, e - 1)
+                toks.insert(i + 1, (e - 1, e))
                 continue
             spec = self.tools.get(_basename(word))
             if spec is not None:

@@ -361,6 +361,10 @@ _PEM_BODY = re.compile(
     rb"[ \t]*(?:[A-Za-z0-9+/=]{1,200}|(?i:proc-type|dek-info|comment|version|hash):[^\r\n]*)?[ \t]*\r?")
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/]{40,}={0,2}")
 _ALL_STARS = re.compile(rb"\*+|x{3,}|#{3,}", re.I)
+# A reference to a value kept elsewhere ($PASSWORD, ${DB_PASS}, $(cat f), %PASS%, {{ .token }}),
+# never the secret itself.
+_VARIABLE = re.compile(rb"\$[a-z_][a-z0-9_]*|\$\{[^{}\s]{1,64}\}|\$\([^()]{1,200}\)|%[a-z_][a-z0-9_]*%"
+                       rb"|\{\{[^{}]{1,100}\}\}")
 
 
 class Matcher:
@@ -515,7 +519,7 @@ class Matcher:
         """Values that hold no secret (empty, true/false/null, ``****``, already redacted)."""
         v = value.strip().lower()
         return (v in self._placeholders or _ALL_STARS.fullmatch(v) is not None
-                or b"redacted:" in v)
+                or b"redacted:" in v or _VARIABLE.fullmatch(v) is not None)
 
     def replacement(self, rule_id: str, secret: bytes) -> bytes:
         """What a secret becomes: the marker, after a known public prefix of a long one."""

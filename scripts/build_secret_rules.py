@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 try:
+    import re._parser as sre_parse           # Python 3.11+
+except ImportError:                          # Python 3.10
+    import sre_parse  # type: ignore[no-redef]
+try:
     import tomllib
 except ImportError:                                   # Python 3.10: the backport
     import tomli as tomllib  # type: ignore[no-redef]
@@ -149,7 +153,37 @@ def translate(go: str) -> str:
         re.compile(pattern.encode())
     except (re.error, UnicodeEncodeError) as exc:
         raise Untranslatable(f"does not compile in Python after translation: {exc}") from None
+    if nested_unbounded(pattern):
+        raise Untranslatable("an unbounded repetition inside a repeated group: Go runs it in linear "
+                             "time, Python's backtracking could take exponential time on hostile text")
     return pattern
+
+
+def nested_unbounded(pattern: str) -> bool:
+    """True when a repeated group (at most > 1) holds an unbounded repetition
+    (``(?:a.*)+``, ``(?:x.*?){1,5}``): the shape that backtracks catastrophically."""
+    def walk(items, inside_repeat: bool) -> bool:
+        for op, arg in items:
+            name = str(op)
+            if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                low, high, sub = arg
+                unbounded = high == sre_parse.MAXREPEAT
+                if inside_repeat and unbounded:
+                    return True
+                if walk(sub, inside_repeat or high > 1):
+                    return True
+            elif name == "SUBPATTERN":
+                if walk(arg[-1], inside_repeat):
+                    return True
+            elif name == "BRANCH":
+                if any(walk(branch, inside_repeat) for branch in arg[1]):
+                    return True
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                if walk(arg[1], inside_repeat):
+                    return True
+        return False
+
+    return walk(sre_parse.parse(pattern), False)
 
 
 def _char_class(go: str, i: int) -> tuple[int, str]:
