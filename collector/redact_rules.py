@@ -45,11 +45,11 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .argv import ArgvScanner, ToolSpec
+from .data import read_data
 from .literals import LiteralFinder
 from .vendor_rules import VendorRules, default_vendor_rules
 
@@ -97,12 +97,7 @@ class RuleSet:
     @classmethod
     def load(cls, path: Path | str | None = None) -> "RuleSet":
         """The rules in ``path``, or the shipped default rules."""
-        if path is None:
-            text = resources.files("collector.data").joinpath("redaction_rules.json").read_text("utf-8")
-            where = "collector/data/redaction_rules.json"
-        else:
-            text = Path(path).read_text("utf-8")
-            where = str(path)
+        text, where = read_data("redaction_rules.json", path)
         try:
             doc = json.loads(text)
         except ValueError as exc:

@@ -21,9 +21,10 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
+
+from .data import read_data
 
 #: How far before / after a keyword hit a rule's regex may look (same line only).
 WINDOW_BEFORE = 512
@@ -122,11 +123,7 @@ class VendorRules:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> "VendorRules":
-        if path is None:
-            text = resources.files("collector.data").joinpath("vendor_rules.json").read_text("utf-8")
-            where = "collector/data/vendor_rules.json"
-        else:
-            text, where = Path(path).read_text("utf-8"), str(path)
+        text, where = read_data("vendor_rules.json", path)
         try:
             return cls(json.loads(text), where)
         except ValueError as exc:

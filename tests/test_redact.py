@@ -38,8 +38,8 @@ def scrub_text(data: bytes, chunk: int | None, redactor: Redactor | None = None,
     return out, dict(scrubber.hits)
 
 
-def scrub_chunks(data: bytes, sizes: list[int], redactor: Redactor | None = None) -> bytes:
-    scrubber = (redactor or Redactor()).text_stream("x")
+def scrub_chunks(data: bytes, sizes: list[int], redactor: Redactor | None = None, name: str = "x") -> bytes:
+    scrubber = (redactor or Redactor()).text_stream(name)
     out, pos, i = [], 0, 0
     while pos < len(data):
         size = sizes[i % len(sizes)]

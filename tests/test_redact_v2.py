@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from collector.argv import tokenize, unquoted
 from collector.redact import Redactor, is_command_listing
 from collector.vendor_rules import WINDOW_AFTER, WINDOW_BEFORE, VendorRules, default_vendor_rules, shannon
+from tests.test_redact import scrub_chunks
 from tests.secret_forms import FORMS, MUST_STAY, MUST_STAY_TEXT, PS_HEAD, ps_line
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,19 +42,9 @@ def artifact_for(form) -> str:
 
 
 def scrub(data: bytes, name: str, sizes=None, redactor=None) -> tuple[bytes, Redactor]:
+    """``data`` scrubbed as artifact ``name``, in chunks of ``sizes`` (default: whole)."""
     redactor = redactor or Redactor()
-    scrubber = redactor.text_stream(name)
-    if not sizes:
-        out = scrubber.feed(data)
-    else:
-        out, pos, i = [], 0, 0
-        while pos < len(data):
-            size = sizes[i % len(sizes)]
-            out.append(scrubber.feed(data[pos:pos + size]))
-            pos += size
-            i += 1
-        out = b"".join(out)
-    return out + scrubber.close(), redactor
+    return scrub_chunks(data, sizes or [len(data) or 1], redactor, name), redactor
 
 
 def check(form, out: str) -> None:
