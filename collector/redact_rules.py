@@ -817,15 +817,6 @@ class Matcher:
         # are turned down with the least work.
         low = sc.low
         p = m.start()
-        if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
-            return self._kv_below(sc, m) if b":" in low[m.start(self._kv_sep):m.end(self._kv_sep)] else None
-        if m.start(self._kv_plist) >= 0:
-            return self._kv_below(sc, m)
-        if m.start(self._kv_end) >= 0:               # name="ApiSecret"/> : the value came first
-            ks = self._key_start(sc, p)
-            if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
-                return self._xml_pair(sc, ks, m.end(self._kv_rest))
-            return None
         vs = m.start(self._kv_value)
         if vs >= 0:
             xml = False
@@ -833,8 +824,10 @@ class Matcher:
             sep_s, sep_e = m.span(self._kv_sep)
             spaced = low[sep_s:sep_e].isspace()
         else:
-            xml = spaced = True
             vs, ve = m.span(self._kv_xml)
+            if vs < 0:
+                return self._kv_other(sc, m)
+            xml = spaced = True
         mask = sc.mask
         if mask is None:
             mask = sc.mask = low.translate(_NAME_MASK)
@@ -852,7 +845,7 @@ class Matcher:
         before = low[ks - 1] if ks else 0
         if before == 47 or before == 92:         # '/' or '\': a file path, not a key
             return None
-        if spaced and _GLUED_SHORT_OPTION.match(sc.orig, ks):
+        if spaced and low[ks] == 45 and _GLUED_SHORT_OPTION.match(sc.orig, ks):
             return None                          # -pSECRET next: the flag holds the value itself
         if xml and before != 60:                 # <key>value</key>
             return None
@@ -881,6 +874,20 @@ class Matcher:
             sc.extents.append((ks, m.end()))
         return vs
 
+
+    def _kv_other(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
+        """The rarer key forms: a YAML key ending its line, a plist <key>, an XML
+        attribute naming a setting after its value."""
+        if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
+            sep = sc.low[m.start(self._kv_sep):m.end(self._kv_sep)]
+            return self._kv_below(sc, m) if b":" in sep else None
+        if m.start(self._kv_plist) >= 0:
+            return self._kv_below(sc, m)
+        ks = self._key_start(sc, m.start())          # name="ApiSecret"/> : the value came first
+        low = sc.low
+        if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
+            return self._xml_pair(sc, ks, m.end(self._kv_rest))
+        return None
 
     def _key_start(self, sc: "_Scan", p: int) -> int:
         mask = sc.mask
