@@ -73,7 +73,7 @@ def _text(line: bytes, tok: Token) -> bytes:
 
 
 def _basename(word: bytes) -> bytes:
-    word = word.rsplit(b"/", 1)[-1].rsplit(b"\\", 1)[-1].lower()
+    word = word.lstrip(b"$@(&`").rsplit(b"/", 1)[-1].rsplit(b"\\", 1)[-1].lower()
     return word[:-4] if word.endswith(b".exe") else word
 
 
@@ -254,7 +254,7 @@ class ArgvScanner:
             return 1
         ns, ne = toks[i + 1]
         vs, ve = unquoted(line, ns, ne)
-        if ve <= vs or _NOT_A_VALUE.match(line, vs):
-            return 1
+        if ve <= vs or _NOT_A_VALUE.match(line, vs) or (vs == ns and line[vs] == 40):
+            return 1                                          # a switch, or "(...)": an expression
         add(vs, ve, rule)
         return 2

@@ -932,13 +932,16 @@ class Matcher:
         te = low.find(b">", ke, ke + 8192)
         if ts < 0 or te < 0 or low.find(b">", ts, ks) >= 0:
             return None                      # not inside one element's start tag
-        found = None
-        for vm in _XML_VALUE_ATTR.finditer(low, ts, te):
-            found = vm
-            break
-        if found is None:
+        found = _XML_VALUE_ATTR.search(low, ts, te)
+        if found is not None:
+            vs, ve = found.span(2)
+        elif low[te - 1] != 47:              # <property name="db.password">value</property>
+            vs = te + 1
+            ve = low.find(b"<", vs, vs + 8192)
+            if ve < 0 or low.find(b"\n", vs, ve) >= 0:
+                return None
+        else:
             return None
-        vs, ve = found.span(2)
         value = orig[vs:ve]
         if ve <= vs or self.is_placeholder(value):
             return None
