@@ -65,7 +65,7 @@ BOM_UTF8 = codecs.BOM_UTF8
 #: Command outputs whose every line is a command line (processes, services, tasks):
 #: decided from the artifact name gather already gives (``commands/ps-aux.txt``).
 _LISTING = re.compile(r"(?:^|/)commands/[^/]*(?:\bps\b|ps-|process|tasklist|wmic|service|systemctl|"
-                      r"launchctl|sc-|schtasks|cimi|get-|journalctl|crontab)", re.I)
+                      r"launchctl|sc-|schtasks|cimi|get-|crontab)", re.I)
 
 
 def is_command_listing(artifact: str) -> bool:

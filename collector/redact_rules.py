@@ -456,13 +456,14 @@ class Matcher:
         # vendor rules' keywords and the tool names that start a command line.
         vendor_kw = vendor.keywords if vendor is not None else {}
         tools = self._argv.triggers if self._argv is not None else ()
+        # The main words come first: an index below ``_n_main`` is one of them.
         self._literals = tuple(dict.fromkeys([*main, *sorted(vendor_kw), *tools]))
-        main_set = set(main)
+        self._n_main = len(main)
         self._finder = LiteralFinder(self._literals)
-        self._main_of = tuple(lit in main_set for lit in self._literals)
         self._anchor_of = tuple(self._anchors.get(lit) for lit in self._literals)
         self._vendor_of = tuple(vendor_kw.get(lit, ()) for lit in self._literals)
         self._tool_of = tuple(lit if lit in tools else None for lit in self._literals)
+        self._shared = frozenset(i for i in range(self._n_main) if self._vendor_of[i])
         g = self._rx.groupindex
         if key_triggers:
             self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
@@ -547,16 +548,19 @@ class Matcher:
         vendor_hits: list[tuple[int, tuple[int, ...]]] = []
         tool_hits: list[int] = []
         ctx_lines = sc.ctx_lines
-        anchor_of, main_of, vendor_of, tool_of = self._anchor_of, self._main_of, self._vendor_of, self._tool_of
+        anchor_of, n_main = self._anchor_of, self._n_main
         for p, index in self._finder.positions(low):
-            if main_of[index]:
+            if index < n_main:
                 positions.append(p)
                 anchor = anchor_of[index]
                 if anchor is not None and anchor.match(orig, p):
                     ctx_lines.append(p)          # e.g. an AWS key id, whichever rule redacts it
-            if vendor_of[index]:
-                vendor_hits.append((p, vendor_of[index]))
-            tool = tool_of[index]
+                if index not in self._shared:
+                    continue                     # (a word of both kinds goes on below)
+            rules = self._vendor_of[index]
+            if rules:
+                vendor_hits.append((p, rules))
+            tool = self._tool_of[index]
             if tool is not None and not argv_lines and self._argv.is_tool_at(low, p, tool):
                 tool_hits.append(p)
         if positions:
@@ -572,7 +576,9 @@ class Matcher:
                 nxt = handlers[m.lastindex](sc, m)
                 if nxt is None:
                     continue
-                pos = self._carried(sc, nxt)
+                pos = nxt
+                if state.pem or state.yaml is not None or state.plist is not None:
+                    pos = self._carried(sc, nxt)
         if argv_lines or tool_hits:
             self._argv_pass(sc, tool_hits, argv_lines)
         if vendor_hits:
