@@ -314,18 +314,14 @@ _KV_VALUE = (
     rb'|"(?:[^"\\\r\n]|\\[^\r\n]){0,8192}"'
     rb"|'[^'\r\n]{0,8192}'"
     rb'|["\'][^\r\n]{1,8192}'
-    rb'|[^\s"\'{\[][^\s"\']{0,8191}?(?=[,;]?[)\]}>]{0,64}(?:[\s"\']|$)))'
+    rb'|[^\s"\'{\[][^\s"\']{0,8191})'
     rb'|(?P<kvnl>(?:[|>][-+0-9]{0,2}[ \t]{0,8})?(?=\r?\n|$)))'
 )
 _KV_TAIL = (
-    # The rest of the key name, taken whole (an atomic group written as a lookahead and a
-    # back-reference, for Python 3.10): giving name characters back can never let what
-    # follows match, and not trying saves most of the time spent on a miss.
-    rb"(?=(?P<kvrest>[a-z0-9_.-]{0,64}))(?P=kvrest)(?P<kvq>\\?[\"'])?"
-    rb"(?:(?P<kvplist></key>)"
-    rb"|(?P<kvend>(?<=[\"'])[ \t]{0,8}/?>)"
-    rb"|(?P<kvsep>[ \t]{0,8}(?:=>|[:=])[ \t]{0,8}|[ \t]{1,8})\[?" + _KV_VALUE +
-    rb"|>(?P<kvx>[^<\r\n]{1,8192})(?=</))"
+    rb"(?P<kvrest>[a-z0-9_.-]{0,64})(?P<kvq>\\?[\"'])?"
+    rb"(?:(?P<kvsep>[ \t]{0,8}(?:=>|[:=])[ \t]{0,8}|[ \t]{1,8})\[?" + _KV_VALUE +
+    rb"|>(?P<kvx>[^<\r\n]{1,8192})(?=</)"
+    rb"|(?P<kvend>(?<=[\"'])[ \t]{0,8}/?>))"
 )
 
 
@@ -435,6 +431,8 @@ class Matcher:
                         rule.id, {n: ToolSpec.from_dict(t) for n, t in m["tools"].items()},
                         self._key_rule)
         if key_triggers:
+            add(b"</key>", self._plist_key_handler)          # plist: <key>Password</key>
+            literals.add(b"</key>")
             trig = b"|".join(re.escape(t.encode()) for t in sorted(key_triggers, key=len, reverse=True))
             add(b"(?:" + trig + b")" + _KV_TAIL, self._kv_handler)
             literals.update(t.encode() for t in key_triggers)
@@ -468,7 +466,7 @@ class Matcher:
         if key_triggers:
             self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
             self._kv_rest, self._kv_sep = g["kvrest"], g["kvsep"]
-            self._kv_nl, self._kv_plist, self._kv_end = g["kvnl"], g["kvplist"], g["kvend"]
+            self._kv_nl, self._kv_end = g["kvnl"], g["kvend"]
 
     # -- public helpers (shared with the structured redactor) ----------------------
     @property
@@ -865,6 +863,12 @@ class Matcher:
                 b":" in low[sep_s:sep_e] and low[ve:ve + 2].strip(b" \t\r") in (b"", b"\n"):
             return self._kv_below(sc, m)         # "key: |" / "key: >-": a YAML block scalar
         if not xml:
+            first = low[vs]
+            if first != 34 and first != 39 and not (first == 92 and low[vs + 1:vs + 2] == b'"'):
+                # A bare value runs to a blank or a quote; closing brackets at its end, and
+                # a , or ; just before them, are the structure around it ("true," in JSON).
+                tail = _BARE_TAIL.search(low, vs + 1, ve)
+                ve = tail.start() if tail else ve
             vs, ve = _unquote(sc.orig[vs:ve], vs)
             if before == 63 or before == 38:     # ?key=value&next=...: a URL query ends at & or #
                 cut = _QUERY_END.search(low, vs, ve)
@@ -882,13 +886,11 @@ class Matcher:
 
 
     def _kv_other(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
-        """The rarer key forms: a YAML key ending its line, a plist <key>, an XML
-        attribute naming a setting after its value."""
+        """The rarer key forms: a YAML key ending its line, an XML attribute naming a
+        setting after its value."""
         if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
             sep = sc.low[m.start(self._kv_sep):m.end(self._kv_sep)]
             return self._kv_below(sc, m) if b":" in sep else None
-        if m.start(self._kv_plist) >= 0:
-            return self._kv_below(sc, m)
         ks = self._key_start(sc, m.start())          # name="ApiSecret"/> : the value came first
         low = sc.low
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
@@ -901,20 +903,26 @@ class Matcher:
             mask = sc.mask = sc.low.translate(_NAME_MASK)
         return mask.rfind(b" ", max(0, p - 64), p) + 1
 
+    def _plist_key_handler(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
+        """``<key>Password</key>``: the value is the next <string> or <data> element."""
+        low, p = sc.low, m.start()
+        ks = low.rfind(b"<key>", max(0, p - 128), p)
+        if ks < 0 or low.find(b"<", ks + 5, p) >= 0:
+            return None
+        cls = self.classify_key(sc.orig[ks + 5:p].decode("latin-1"))
+        if cls is None:
+            return None
+        sc.state.plist = (cls.rule_id, None)
+        return self._plist_body(sc, m.end())
+
     def _kv_below(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
-        """A secret key whose value is below it: YAML ``key:`` / ``key: |`` at the end
-        of a line, plist ``<key>Name</key>``."""
+        """A secret key whose value is on the lines below: YAML ``key:`` / ``key: |``
+        at the end of a line."""
         low, orig = sc.low, sc.orig
         ks = self._key_start(sc, m.start())
-        plist = m.start(self._kv_plist) >= 0
-        if plist and not low.endswith(b"<key>", 0, ks):
-            return None
         cls = self.classify_key(orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:
             return None
-        if plist:
-            sc.state.plist = (cls.rule_id, None)
-            return self._plist_body(sc, m.end())
         ls = orig.rfind(b"\n", 0, ks) + 1
         line = orig[ls:ks]
         indent = len(line) - len(line.lstrip(b" \t"))
@@ -961,6 +969,7 @@ class Matcher:
 _PLIST_OPEN = re.compile(rb"<(string|data)>")
 _BLOCK_SCALAR = re.compile(rb"[|>][-+0-9]{0,2}\Z")
 _QUERY_END = re.compile(rb"[&#]")
+_BARE_TAIL = re.compile(rb"[,;]?[)\]}>]{0,64}\Z")
 # "-pS3cret" / "-p0wd": a one-letter option with its value glued on, never a key name.
 _GLUED_SHORT_OPTION = re.compile(rb"-[a-z][A-Z0-9!@#$%^&*]")
 _XML_NAME_ATTR = re.compile(rb"\b(?:key|name|id|setting|property)[ \t]{0,4}=[ \t]{0,4}[\"']\Z")
