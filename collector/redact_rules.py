@@ -838,8 +838,13 @@ class Matcher:
         ks = mask.rfind(b" ", max(0, p - 64), p) + 1
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
             return self._xml_pair(sc, ks, m.end(self._kv_rest))
-        if spaced and not xml and ve - vs < 20 and low[ks] != 45:
-            return None                          # "token refreshed": not a flag, too short for a key
+        alone = False
+        if spaced and not xml and low[ks] != 45:
+            # "bindpw s3cret" / "password s3cret" as a whole line (ldap.conf, .netrc): the
+            # key/value layout of many config files; anywhere else a spaced pair is prose.
+            alone = _alone_on_line(low, ks, m.end())
+            if ve - vs < 20 and not alone:
+                return None                      # "token refreshed": not a flag, too short for a key
         if ks >= 2 and low[ks - 1] == 32 and low[ks] != 45:   # "connect key: ..." (never a --flag)
             lo = max(0, ks - 18)
             ws = mask.rfind(b" ", lo, ks - 1) + 1
@@ -856,7 +861,7 @@ class Matcher:
         cls = self.classify_key(sc.orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:
             return None
-        if spaced and not xml and low[ks] != 45 and not (
+        if spaced and not xml and low[ks] != 45 and not alone and not (
                 cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length):
             return None                          # "--password value" / "connect key <40 chars>" only
         if not xml and low[vs] in b"|>" and _BLOCK_SCALAR.match(low, vs, ve) and \
@@ -974,6 +979,15 @@ _BARE_TAIL = re.compile(rb"[,;]?[)\]}>]{0,64}\Z")
 _GLUED_SHORT_OPTION = re.compile(rb"-[a-z][A-Z0-9!@#$%^&*]")
 _XML_NAME_ATTR = re.compile(rb"\b(?:key|name|id|setting|property)[ \t]{0,4}=[ \t]{0,4}[\"']\Z")
 _XML_VALUE_ATTR = re.compile(rb"\b(value|val|data|content)[ \t]{0,4}=[ \t]{0,4}[\"']([^\"'\r\n]{0,8192})[\"']")
+
+
+def _alone_on_line(low: bytes, ks: int, end: int) -> bool:
+    """True when only blanks are before ``ks`` and after ``end`` on their line."""
+    ls = low.rfind(b"\n", 0, ks) + 1
+    if low[ls:ks].strip(b" \t"):
+        return False
+    nl = low.find(b"\n", end)
+    return not low[end:nl if nl >= 0 else len(low)].strip(b" \t\r")
 
 
 class _Scan:
