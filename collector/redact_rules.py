@@ -839,12 +839,13 @@ class Matcher:
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
             return self._xml_pair(sc, ks, m.end(self._kv_rest))
         alone = False
-        if spaced and not xml and low[ks] != 45:
-            # "bindpw s3cret" / "password s3cret" as a whole line (ldap.conf, .netrc): the
-            # key/value layout of many config files; anywhere else a spaced pair is prose.
-            alone = _alone_on_line(low, ks, m.end())
-            if ve - vs < 20 and not alone:
-                return None                      # "token refreshed": not a flag, too short for a key
+        if spaced and not xml and ve - vs < 20 and low[ks] != 45:
+            # "token refreshed": not a flag, too short for a key - unless the pair is a whole
+            # line ("bindpw s3cret" in ldap.conf, "password s3cret" in .netrc), the key/value
+            # layout of many config files.
+            if not _alone_on_line(low, ks, m.end()):
+                return None
+            alone = True
         if ks >= 2 and low[ks - 1] == 32 and low[ks] != 45:   # "connect key: ..." (never a --flag)
             lo = max(0, ks - 18)
             ws = mask.rfind(b" ", lo, ks - 1) + 1
@@ -862,7 +863,8 @@ class Matcher:
         if cls is None:
             return None
         if spaced and not xml and low[ks] != 45 and not alone and not (
-                cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length):
+                cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length) \
+                and not _alone_on_line(low, ks, m.end()):
             return None                          # "--password value" / "connect key <40 chars>" only
         if not xml and low[vs] in b"|>" and _BLOCK_SCALAR.match(low, vs, ve) and \
                 b":" in low[sep_s:sep_e] and low[ve:ve + 2].strip(b" \t\r") in (b"", b"\n"):
@@ -983,6 +985,8 @@ _XML_VALUE_ATTR = re.compile(rb"\b(value|val|data|content)[ \t]{0,4}=[ \t]{0,4}[
 
 def _alone_on_line(low: bytes, ks: int, end: int) -> bool:
     """True when only blanks are before ``ks`` and after ``end`` on their line."""
+    if end < len(low) and low[end] not in b"\r\n" or ks and low[ks - 1] not in b" \t\n":
+        return False                                  # the common case, decided at once
     ls = low.rfind(b"\n", 0, ks) + 1
     if low[ls:ks].strip(b" \t"):
         return False
