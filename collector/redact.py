@@ -7,6 +7,11 @@ optional :class:`~collector.pseudonym.Pseudonymizer` (``--obfuscate``) and what
 :meth:`Redactor.structured`, which knows JSON and INI / ``key=value`` layout and
 then runs the text scrubber over the result as well.
 
+Command outputs that list processes or services (decided from the artifact name gather
+gives, e.g. ``commands/ps-aux.txt``: :func:`is_command_listing`) are read as command lines
+on every line; ``redaction.json`` names the rule behind every hit, and for vendor tokens
+the upstream gitleaks rule id.
+
 Fail closed.  Any exception out of ``feed``/``close``/``structured`` means the
 artifact could not be scrubbed: the caller drops *everything* it wrote for that
 artifact and records it, so nothing unscrubbed reaches the bundle::

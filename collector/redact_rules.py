@@ -26,6 +26,16 @@ not new code:
 ``context``
     A case-sensitive pattern redacted only on a line where rule ``when`` hit
     (40-character AWS secret next to an access key id).
+``argv``
+    Command lines (``collector/argv.py``): ``tools`` maps a tool name to the flags
+    that take a secret (glued ``-pX``, separate ``-p X``, ``user:X``, ``pass:X``, the
+    n-th bare argument).  Applied to every line of a process or service listing, and
+    in other text from a tool's name to the end of its line.
+
+Beside these rules, the vendor token rules of ``vendor_rules.py`` (gitleaks) share the
+one-pass prefilter: their keywords are literals of the same automaton.  Values may also
+sit below their key: YAML ``key:`` / ``key: |`` and plist ``<key>..</key>`` set a state
+carried from line to line and chunk to chunk, as PEM blocks do.
 
 Speed comes from never running the full pattern over every byte: one
 ``bytes.find`` pass per trigger literal (each runs at GB/s) finds the few places
