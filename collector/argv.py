@@ -130,9 +130,13 @@ class ArgvScanner:
             q += 4
         return q >= len(low) or low[q] in b" \t\r\n\"';|&)`"
 
-    def scan_line(self, line: bytes, pos: int, end: int, add: Add, generic_everywhere: bool) -> None:
+    def scan_line(self, line: bytes, pos: int, end: int, add: Add, generic_everywhere: bool,
+                  depth: int = 0) -> None:
         """Scan ``line[pos:end]``: every tool found in it, and generic secret flags
-        (everywhere when ``generic_everywhere``, else only after a tool word)."""
+        (everywhere when ``generic_everywhere``, else only after a tool word).  A quoted
+        argument holding blanks is a script too (``sh -c "mysql -pX"``, ``powershell
+        -Command "ConvertTo-SecureString 'X' ..."``): it is scanned as a command line of
+        its own, two levels deep at most."""
         toks = tokenize(line, pos, end)
         tool: Optional[ToolSpec] = None
         seen_tool = generic_everywhere
@@ -177,6 +181,9 @@ class ArgvScanner:
                     if positional == tool.positional and word != b"*":
                         vs, ve = unquoted(line, s, e)
                         add(vs, ve, self.rule_id)
+            if depth < 2 and e - s > 2 and line[s] in _QUOTES and any(b in line[s:e] for b in b" \t"):
+                vs, ve = unquoted(line, s, e)
+                self.scan_line(line, vs, ve, add, False, depth + 1)
             i += 1
 
     # -- flag forms ---------------------------------------------------------------

@@ -336,3 +336,26 @@ def test_build_script_refuses_a_source_without_its_licence(tmp_path):
                         str(tmp_path), "--out", str(tmp_path / "out.json")], capture_output=True, text=True)
     assert r.returncode == 1 and "LICENSE" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("line, secret, kept", [
+    (b'2200 powershell.exe powershell -Command "$p = ConvertTo-SecureString \'Pa55w0rd!x\' -AsPlainText"',
+     b"Pa55w0rd!x", b"-AsPlainText"),
+    (b'2201 bash bash -c "mysql -uroot -pTopSecret9 db1 && echo done"', b"TopSecret9", b"db1"),
+    (b'2202 cmd.exe cmd /c "net use \\\\srv\\s /user:D\\u Pw0rd!23 && dir"', b"Pw0rd!23", b"D\\u"),
+], ids=["powershell-command", "sh-c", "cmd-c"])
+def test_a_script_passed_as_one_quoted_argument_is_read_as_a_command_line(line, secret, kept):
+    """Windows process command lines (process-command-lines.txt) and shells wrap the real
+    command in one quoted argument: the secret inside is hidden, its neighbours kept."""
+    from collector.redact import Redactor
+    scrub = Redactor().text_stream("commands/process-command-lines.txt")
+    out = scrub.feed(line + b"\n") + scrub.close()
+    assert secret not in out and kept in out
+
+
+def test_windows_declares_process_command_lines_for_redaction():
+    from collector.redact import is_command_listing
+    from collector.sources import CommandSource
+    from platforms.windows import Windows
+    dests = [s.dest for s in Windows("/nonexistent-root", live=False).sources() if isinstance(s, CommandSource)]
+    assert "process-command-lines.txt" in dests and is_command_listing("commands/process-command-lines.txt")
