@@ -493,47 +493,105 @@ def inspect(bundle_path, as_json):
         click.echo(f"Recipient:  {r['key_id']} ({r['algorithm']})")
 
 
+def _credential_options(command):
+    """``--key PEM`` and ``--password-file F``: how an engineer opens a bundle (see _credentials)."""
+    command = click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
+                           help="File whose first line is the bundle password.")(command)
+    return click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
+                        help="Support private key the bundle is sealed to.")(command)
+
+
 @main.command(name="open")
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
-@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
-              help="Support private key the bundle is sealed to.")
-@click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
-              help="File whose first line is the bundle password.")
+@_credential_options
 @click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="New or empty folder to extract into (default: ./BUNDLE-ID).")
 @click.option("--max-extract-size", type=SizeType(), default="4G", show_default=True,
               help="Refuse a payload that declares or writes more than this.")
+@click.option("--report", "with_report", is_flag=True,
+              help="Also write <BUNDLE-ID>.html in the folder: the report page, linking the files.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def open_cmd(bundle_path, key_path, password_file, to_dir, max_extract_size, as_json):
+def open_cmd(bundle_path, key_path, password_file, to_dir, max_extract_size, with_report, as_json):
     """Verify a bundle's payload checksum, decrypt it and extract it.
 
     Extraction happens in a private folder next to the target, renamed onto it
     only when everything checked out; on any failure nothing is left behind.
     """
     from .bundle import BundleError
-    from .envelope import EnvelopeError, load_private_key
-    from .unpack import Credentials, open_bundle
+    from .envelope import EnvelopeError
+    from .unpack import open_bundle
 
-    if bool(key_path) == bool(password_file):
-        raise click.UsageError("give exactly one of --key PEM or --password-file F")
     try:
-        creds = (Credentials(private_key=load_private_key(key_path)) if key_path
-                 else Credentials(password=_read_secret_file(password_file, "password")))
-        opened = open_bundle(bundle_path, creds, to_dir, max_extract_size)
+        opened = open_bundle(bundle_path, _credentials(key_path, password_file), to_dir, max_extract_size)
     except (BundleError, EnvelopeError, OSError, Fail) as exc:
         _fail(exc, as_json)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: nothing was extracted", err=True)
         sys.exit(130)
+    page = _open_report(opened.header, opened.target, as_json) if with_report else {}
     if as_json:
         _emit({"bundle_id": opened.header["bundle_id"], "to": str(opened.target), "files": len(opened.names),
-               "bytes": opened.bytes_written, "verified": True})
+               "bytes": opened.bytes_written, "verified": True, **page})
         return
     click.echo(f"Verified payload sha256 and extracted {len(opened.names)} entries "
                f"({opened.bytes_written} bytes) to {opened.target}")
+    if page:
+        click.echo(f"Report: {page['report']}")
     summary = opened.target / "SUMMARY.txt"
     if summary.is_file():
         click.echo(f"Read first: {summary}")
+
+
+def _open_report(header: dict, target: Path, as_json: bool) -> dict:
+    """``open --report``: the page inside the extracted folder, after a successful extraction."""
+    from .bundle import BundleError
+    from .bundle_report import report_for_opened
+
+    try:
+        return {"report": str(report_for_opened(target, header))}
+    except (BundleError, OSError) as exc:
+        _fail(exc, as_json)
+
+
+def _credentials(key_path: Optional[str], password_file: Optional[str]):
+    """The engineer's credentials from exactly one of --key PEM or --password-file F
+    (``open`` and ``report``); EnvelopeError or Fail when the file cannot be used."""
+    from .envelope import load_private_key
+    from .unpack import Credentials
+
+    if bool(key_path) == bool(password_file):
+        raise click.UsageError("give exactly one of --key PEM or --password-file F")
+    if key_path:
+        return Credentials(private_key=load_private_key(key_path))
+    return Credentials(password=_read_secret_file(password_file, "password"))
+
+
+@main.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@_credential_options
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Where to write the page (default: <BUNDLE-ID>.html beside the bundle).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report(bundle_path, key_path, password_file, out, as_json):
+    """Write one self-contained HTML page about a bundle: verdict, findings, the admin's
+    report, error timeline, top error lines, manifest, redaction, file links.
+
+    The page works offline (no network, no external files).  Its file links point into
+    <BUNDLE-ID>/ beside the page: `jcdiag open BUNDLE --to` that folder puts the files there
+    (or use `jcdiag open BUNDLE --report`, which writes the page inside the extracted folder).
+    """
+    from .bundle import BundleError
+    from .bundle_report import report_for_bundle
+    from .envelope import EnvelopeError
+
+    try:
+        page = report_for_bundle(bundle_path, _credentials(key_path, password_file), out)
+    except (BundleError, EnvelopeError, OSError, Fail) as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"report": str(page), "bytes": page.stat().st_size})
+        return
+    click.echo(f"Report: {page} ({page.stat().st_size} bytes); open it in a browser")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,7 @@ from typing import Callable, Optional
 
 from collector.literals import LiteralFinder
 from collector.logtime import line_timestamp
+from collector.timeline import Timeline
 from platforms import linux as _linux, macos as _macos, windows as _windows
 
 MAX_LINE = 8 * 1024           # bytes of one line looked at; the rest of a longer line is dropped
@@ -199,6 +200,7 @@ class LogStats:
         self._hex_shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})
         self._partial = bytearray()
         self._record_time: Optional[datetime] = None
+        self.timeline = Timeline()          # per-key counts per hour (or wider) for the report
 
     def feed(self, data: bytes) -> None:
         """Whole blocks of lines at a time: lines are counted with ``bytes.count``, the
@@ -246,10 +248,15 @@ class LogStats:
             raw = block[start:done_to][:MAX_LINE]
             own = line_timestamp(raw, self.year_hint)
             self._error(raw, own or self._stamp_before(block, start) or before, stamped=own is not None)
+        if before is None:                              # a file's first block: where its log starts
+            first = line_timestamp(block[:find(b"\n")][:MAX_LINE], self.year_hint)
+            if first is not None:
+                self.timeline.cover(first)
         newest = self._stamp_before(block, len(block))
         if newest is not None:
             self._record_time = newest
             self.last_timestamp = _newer(self.last_timestamp, newest)
+            self.timeline.cover(newest)
 
     def _stamp_before(self, block: bytes, end: int, lines: int = 256) -> Optional[datetime]:
         """The timestamp of the nearest line before ``end`` that has one (a bounded look back)."""
@@ -271,6 +278,7 @@ class LogStats:
         if stamp is not None:
             self._record_time = stamp
             self.last_timestamp = _newer(self.last_timestamp, stamp)
+            self.timeline.cover(stamp)
         if _ERROR_WORDS.positions(raw.lower()):
             self._error(raw, self._record_time, stamped=stamp is not None)
 
@@ -292,6 +300,7 @@ class LogStats:
         else:
             group.count += 1
             group.first, group.last = _older(group.first, when), _newer(group.last, when)
+        self.timeline.add(key, when)
 
     def _error_key(self, raw: bytes, stamped: bool) -> Optional[str]:
         """The line's group (its normalized message), or None when it is no error line.
@@ -338,6 +347,7 @@ class LogStats:
             victims = sorted(self._groups, key=lambda k: self._groups[k].count)[:enough]
         for key in victims:
             del self._groups[key]
+            self.timeline.drop(key)
         self.evicted += len(victims)
 
     def top_errors(self) -> list[dict]:
@@ -346,6 +356,15 @@ class LogStats:
             -kv[1].count, datetime.min - (kv[1].last or datetime.min), kv[0]))
         return [{"message": key, "count": g.count, "first_seen": _iso(g.first),
                  "last_seen": _iso(g.last), "example": g.example} for key, g in ranked[: self.top]]
+
+
+    def to_summary(self) -> dict:
+        """What summary.json keeps of the logs: totals, the top error groups and their
+        timeline (errors per hour, or per wider bucket over long windows)."""
+        top = self.top_errors()
+        return {"lines": self.lines, "error_lines": self.error_lines, "evicted": self.evicted,
+                "last_timestamp": _iso(self.last_timestamp), "top_errors": top,
+                "timeline": self.timeline.to_dict(e["message"] for e in top)}
 
 
 def _iso(value: Optional[datetime]) -> Optional[str]:

@@ -278,7 +278,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
                 agent=facts.as_dict("agent"), lifecycle=judge(facts, opts.as_of),
                 findings=health_findings(platform, facts, log_stats, opts.online_url),
                 artifacts=artifacts, redaction_totals=red_report.get("totals", {}),
-                fact_errors=facts.errors)
+                fact_errors=facts.errors, log_stats=log_stats.to_summary())
             documents = _write_documents(staging, summary, report, artifacts, red_report, platform, opts,
                                          bundle_id, created)
             result = CollectResult(bundle_id, _exit_code(artifacts), summary=summary, artifacts=artifacts,

@@ -49,7 +49,9 @@ def build_summary(*, bundle_id: str, created: str, case_id: Optional[str], platf
                   root: str, os_info: dict, patch: dict, agent: dict,
                   lifecycle: Optional[dict], findings: list[dict],
                   artifacts: list[Artifact], redaction_totals: dict[str, int],
-                  fact_errors: dict[str, str]) -> dict[str, Any]:
+                  fact_errors: dict[str, str], log_stats: Optional[dict] = None) -> dict[str, Any]:
+    """``log_stats`` is :meth:`collector.health.LogStats.to_summary` (the top error lines
+    and their timeline, read by the HTML report); bundles made before it have none."""
     return {
         "bundle_id": bundle_id,
         "created": created,
@@ -64,6 +66,7 @@ def build_summary(*, bundle_id: str, created: str, case_id: Optional[str], platf
         "collection": collection_counts(artifacts),
         "redaction": redaction_totals,
         "fact_errors": fact_errors,
+        "log_stats": log_stats,
     }
 
 

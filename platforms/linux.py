@@ -32,7 +32,7 @@ from . import _pkgdb as pkgdb
 from .base import (
     open_fact,
     AgentInfo, CommandRunner, OSInfo, PatchLevel, Platform, ProcessLister, parse_key_values,
-    processes_named, system_parts,
+    processes_named,
 )
 from .pkgversion import rpm_compare, rpm_key
 
@@ -176,29 +176,10 @@ class Linux(Platform):
         return self._now or datetime.now()
 
     # ------------------------------------------------------------------ paths
-    def inside(self, system_path: str, max_links: int = 40) -> Path:
-        """``system_path`` under the root, symlinks followed as the examined system would:
-        absolute targets restart at the root and ``..`` stops there."""
-        pending = list(system_parts(system_path, windows=False))
-        resolved: list[str] = []
-        while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = self.root.joinpath(*resolved, part)
-            if max_links > 0 and candidate.is_symlink():
-                max_links -= 1
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved = []
-                pending = target.split("/") + pending
-                continue
-            resolved.append(part)
-        return self.root.joinpath(*resolved)
+    def inside(self, system_path: str) -> Path:
+        """``system_path`` under the root, links resolved as the examined system would
+        (see :meth:`Platform.path`)."""
+        return self.path(system_path)
 
     def read_text(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         try:

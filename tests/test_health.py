@@ -106,6 +106,63 @@ def test_random_chunkings_give_the_same_result_as_one_chunk():
         assert snapshot(stats_of(first, second, chunker=random_chunks(random.Random(seed)))) == expected
 
 
+def reference_timeline(*blobs: bytes) -> tuple[int, dict]:
+    """Errors per bucket per key, by the module's rules applied line by line (no memo, no
+    blocks): an unstamped line takes the time of the last stamped line of its file; the
+    bucket is the smallest rung of the ladder that puts the whole log (files in time order)
+    in 96 buckets."""
+    from collections import Counter
+    from collector.logtime import line_timestamp
+    from collector.timeline import hour_index, next_width
+
+    errors, stamped = [], []
+    for blob in blobs:
+        record = None
+        for raw in blob.split(b"\n"):
+            raw = raw[:health.MAX_LINE]
+            stamp = line_timestamp(raw, NOW.year)
+            record = stamp or record
+            if stamp:
+                stamped.append(hour_index(stamp))
+            text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+            message = health._STAMP.sub("", text, count=1) if stamp else text.lstrip()
+            if record is not None and is_error_line(message):
+                errors.append((normalize(message), hour_index(record)))
+    width = 1
+    while max(stamped) // width - min(stamped) // width >= 96:
+        width = next_width(width)
+    series: dict = {}
+    for key, hour in errors:
+        start = datetime(1970, 1, 1) + timedelta(hours=hour // width * width)
+        series.setdefault(key, Counter())[start.isoformat(timespec="minutes")] += 1
+    window = [(datetime(1970, 1, 1) + timedelta(hours=h // width * width)).isoformat(timespec="minutes")
+              for h in (min(stamped), max(stamped) + width)]
+    return width, window, {key: dict(c) for key, c in series.items()}
+
+
+def test_timeline_of_top_errors_matches_a_line_by_line_reference():
+    rng = random.Random(17)
+    first, second = generated_log(rng), generated_log(rng, lines=500)
+    width, window, expected = reference_timeline(first, second)
+    for seed in range(3):
+        summary = stats_of(second, first, chunker=random_chunks(random.Random(seed))).to_summary()
+        timeline = summary["timeline"]
+        assert [timeline["start"], timeline["end"]] == window
+        assert timeline["bucket_hours"] == width > 1 and len(timeline["series"]) == len(summary["top_errors"]) > 2
+        for top in summary["top_errors"]:
+            assert timeline["series"][top["message"]] == expected[top["message"]]
+            assert sum(expected[top["message"]].values()) == top["count"]
+
+
+def test_the_timeline_spans_the_whole_log_not_only_its_errors():
+    log = "".join(f"2024-03-01 {h:02d}:10:00 [INFO] ok\n" + ("2024-03-01 05:30:00 [ERROR] boom\n" if h == 5 else "")
+                  for h in range(0, 11)).encode()
+    older = b"2024-02-29 23:59:00 [INFO] rotated\n2024-03-01 00:00:01 [INFO] rotated\n"
+    timeline = stats_of(log, older).to_summary()["timeline"]
+    assert (timeline["start"], timeline["end"]) == ("2024-02-29T23:00", "2024-03-01T11:00")
+    assert timeline["series"] == {"[ERROR] boom": {"2024-03-01T05:00": 1}}
+
+
 def test_sample_log_groups_variable_parts_and_keeps_first_and_last_seen():
     stats = stats_of(SAMPLE_LOG.read_bytes())
     top = stats.top_errors()
