@@ -221,21 +221,20 @@ def check_payload(path: Path | str, header: dict) -> None:
 def _stream_payload(path: Path, header: dict, work: Optional[Path]) -> None:
     """Pass the payload entry through a capped, hashing sink (a file in ``work``, or none).
 
-    jcdiag stores the payload uncompressed in the outer archive, so a declared size
-    past the file's own size is refused before any byte is decompressed: a hostile
-    entry cannot make the reader inflate more than the bundle's size.
+    jcdiag stores the payload uncompressed in the outer archive: anything else is
+    refused before a byte is read, and so is a declared size past the file's own.
     """
     expected = header["payload"]
     mismatch = BundleError(f"{path}: the payload does not match its header (SHA-256 or size): the "
                            "bundle was modified or is incomplete; fetch it again", "payload_mismatch")
     with open_outer(path) as outer:
         entry = outer_entries(outer, path)[PAYLOAD_NAME]
-        if entry.uncompressed != expected["size"] or expected["size"] > path.stat().st_size:
-            raise mismatch
         if outer.archiveinfo().method_names != ["COPY"] or (
                 entry.compressed is not None and entry.compressed != entry.uncompressed):
             raise BundleError(f"{path}: {PAYLOAD_NAME} is compressed inside the bundle; jcdiag stores "
                               "it as is, so this file was not made by jcdiag", "not_a_bundle")
+        if entry.uncompressed != expected["size"] or expected["size"] > path.stat().st_size:
+            raise mismatch
         stored = _stored_range(outer, entry) if work is None else None
         if stored is not None:             # copy method: the entry's bytes are a range of the file
             if _range_sha256(path, *stored) != expected["sha256"]:

@@ -56,7 +56,7 @@ from .tus import (CHECKSUMS, EXTENSIONS, TUS_VERSION, VERIFIED_HEADER, ClientGon
 log = logging.getLogger("jcdiag.intake")
 SMALL_BODY = 64 * 1024
 WRITE_BATCH = 1024 * 1024               # body bytes gathered before one write (and hash), off the loop
-_RANGE = re.compile(r"^bytes=(\d{1,15})-$")
+_RANGE = re.compile(r"^bytes=(\d{1,15})-\Z")
 #: Headers that decide framing, identity or meaning: one copy each, or 400.
 SINGLE = {b"content-length", b"transfer-encoding", b"host", b"authorization", b"content-type",
           b"upload-offset", b"upload-length", b"upload-checksum", b"upload-metadata",

@@ -34,7 +34,7 @@ from typing import BinaryIO, Iterable, Iterator, Optional
 READ_CHUNK = 1024 * 1024
 TRANSFER_CHUNK = 8 * 1024 * 1024
 SINGLE_PUT = 64 * 1024 * 1024            # objects up to this size go up in one PUT
-_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 class StorageError(Exception):

@@ -56,13 +56,13 @@ DEFAULT_MAX_INFLIGHT = 8 * 1024 ** 3   # bytes announced by a case's unfinished 
 DEFAULT_MIN_FREE = 1024 ** 3           # free-disk floor for scratch and local storage
 FINISH_AT_ONCE = 2                     # completions verified at once (CPU and memory bound)
 RUNNING_KEPT = 1024                    # running whole-file hashes kept per process
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_DIGITS = re.compile(r"[0-9]{1,19}")            # with fullmatch: no "$" before a newline
 MAX_PARTS = 4096                       # parts per upload (tiny PATCHes would make every request slow)
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-_CASE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_PART = re.compile(r"^(\d{16})-(\d{16})$")
-_OPEN = re.compile(r"^([0-9a-f]{32})-(\d{1,19})$")
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}\Z")
+_CASE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_PART = re.compile(r"^(\d{16})-(\d{16})\Z")
+_OPEN = re.compile(r"^([0-9a-f]{32})-(\d{1,19})\Z")
 
 
 class HttpError(Exception):
@@ -174,7 +174,7 @@ def strict_length(value: Optional[str], name: str, required: bool = True) -> Opt
         if required:
             raise HttpError(400, f"{name} is required")
         return None
-    if not _DIGITS.match(value):
+    if not _DIGITS.fullmatch(value):
         raise HttpError(400, f"{name} must be plain digits (0-9 only), not {value[:30]!r}")
     return int(value)
 
@@ -532,10 +532,13 @@ class TusService:
             try:
                 digest, size = self._assemble(snap, scratch, hashing=known is None)
                 digest = known or digest
-            except KeyError:                       # a part vanished: another process finished it
+            except KeyError:                       # a part vanished: another request finished it
                 again = self._load(uid)
                 if again is not None and again.info.completed:
                     return again.info
+                existing = self.record(info.bundle_id, info.case_id)
+                if existing is not None and existing.get("upload_id") != uid:   # another upload won
+                    raise already_uploaded(info.bundle_id, existing, " by another upload; this copy was discarded")
                 raise HttpError(500, "the upload's parts changed while being assembled; ask HEAD and retry")
             try:
                 header = self._verify(info, scratch, digest)
