@@ -224,11 +224,12 @@ _DATA_OPTION = click.option("--data", "data_dir", type=click.Path(file_okay=Fals
 @click.option("--min-free-disk", type=SizeType(), default="1G", show_default=True,
               help="Free disk kept in reserve; uploads that would go below it get 507.")
 @click.option("--notify-url", metavar="URL", help="POST a JSON event here per verified bundle (retried).")
+@click.option("--public-url", metavar="URL", help="This intake's address for engineers (content_url in events).")
 @click.option("--sweep-every", type=click.FloatRange(0.1), default=300.0, hidden=True)
 @click.option("--notify-delay", type=click.FloatRange(0.0), default=1.0, hidden=True)
 def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, expire_after, tls_cert, tls_key,
           workers, limit_concurrency, timeout_keep_alive, header_timeout, body_timeout, body_min_rate,
-          max_open_uploads, max_inflight, min_free_disk, notify_url, sweep_every, notify_delay):
+          max_open_uploads, max_inflight, min_free_disk, notify_url, public_url, sweep_every, notify_delay):
     """Serve tus uploads under /files/ and the bundle API under /api/v1/ (uvicorn; JSON log lines
     on stderr).  The same app runs under uvicorn or gunicorn directly: see README, Team deployment."""
     import ssl
@@ -246,8 +247,9 @@ def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, ex
         raise click.BadParameter(str(exc), param_hint="--expire-after")
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
-    if notify_url and not notify_url.lower().startswith(("http://", "https://")):
-        raise click.BadParameter("give an http:// or https:// URL", param_hint="--notify-url")
+    for name, url in (("--notify-url", notify_url), ("--public-url", public_url)):
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise click.BadParameter("give an http:// or https:// URL", param_hint=name)
     if body_min_rate <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--body-min-rate")
     logs.setup()
@@ -258,7 +260,8 @@ def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, ex
                           min_free_disk=min_free_disk, tls_cert=tls_cert, tls_key=tls_key, workers=workers,
                           limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive,
                           header_timeout=header_timeout, body_timeout=body_timeout,
-                          body_min_rate=float(body_min_rate), notify_url=notify_url, notify_delay=notify_delay)
+                          body_min_rate=float(body_min_rate), notify_url=notify_url, public_url=public_url,
+                          notify_delay=notify_delay)
     try:
         run(config)
     except ssl.SSLError as exc:

@@ -36,7 +36,7 @@ import re
 import time
 from datetime import datetime, timezone
 from typing import Optional
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -378,12 +378,13 @@ def _notify(request: Request, intake: Intake, info) -> None:
     if record.get("upload_id") != info.id or getattr(request.state, "notified", False):
         return
     request.state.notified = True
-    intake.notifier.send({
-        "event": "bundle.verified", "bundle_id": info.bundle_id, "case_id": info.case_id,
-        "sha256": record.get("sha256"), "size": record.get("size"),
-        "uploaded_at": record.get("uploaded_at"),
-        "content_url": f"{_base_url(request)}/api/v1/bundles/{info.bundle_id}/content?case={info.case_id}",
-    })
+    path = f"/api/v1/bundles/{info.bundle_id}/content?{urlencode({'case': info.case_id})}"
+    event = {"event": "bundle.verified", "bundle_id": info.bundle_id, "case_id": info.case_id,
+             "sha256": record.get("sha256"), "size": record.get("size"),
+             "uploaded_at": record.get("uploaded_at"), "content_path": path}
+    if intake.config.public_url:       # never the request's Host: the uploader chooses that one
+        event["content_url"] = intake.config.public_url.rstrip("/") + path
+    intake.notifier.send(event)
 
 
 # ----------------------------------------------------------------------------- API

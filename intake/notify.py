@@ -1,7 +1,9 @@
 """``--notify-url``: a JSON event per verified bundle, POSTed with bounded retries.
 
 A ticketing system (or a small bridge) receives ``{"event": "bundle.verified",
-"bundle_id", "case_id", "sha256", "size", "uploaded_at", "content_url"}`` and can
+"bundle_id", "case_id", "sha256", "size", "uploaded_at", "content_path"}`` (and
+``content_url`` when ``--public-url`` names the intake; never built from a request's
+``Host``, which the uploader chooses) and can
 attach the bundle to the case.  Delivery runs on one background thread with a
 bounded queue, so a slow or dead receiver never holds an upload's response: a
 failure is retried ``attempts`` times with doubling delays, then logged and

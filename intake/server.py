@@ -66,6 +66,7 @@ class IntakeConfig:
     body_timeout: float = 30.0          # seconds without a body byte
     body_min_rate: float = 32 * 1024    # bytes/s a body must average (after body_timeout)
     notify_url: Optional[str] = None
+    public_url: Optional[str] = None    # how engineers reach this intake (notify's content_url)
     notify_attempts: int = 5
     notify_delay: float = 1.0
 

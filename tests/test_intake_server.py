@@ -430,7 +430,8 @@ class Receiver:
 def test_notify_url_gets_one_event_per_verified_bundle_through_failures(tmp_path):
     receiver = Receiver(failures=2)
     try:
-        with Intake(tmp_path / "data", extra=("--notify-url", receiver.url, "--notify-delay", "0.1")) as service:
+        extra = ("--notify-url", receiver.url, "--notify-delay", "0.1", "--public-url", "https://intake.example/")
+        with Intake(tmp_path / "data", extra=extra) as service:
             bundle = make_bundle(tmp_path / "b", service.data / "support.pub.pem", case="N-1")
             token = service.token("--case", "N-1")
             bad = hostile.simple(tmp_path / "bad", edit=lambda h: h["payload"].update(sha256="1" * 64))
@@ -440,7 +441,9 @@ def test_notify_url_gets_one_event_per_verified_bundle_through_failures(tmp_path
                     subprocess.run([sys.executable, "-m", "collector", "inspect", str(bad), "--json"],
                                    capture_output=True, text=True, cwd=REPO, timeout=60).stdout)["bundle_id"],
                     hashlib.sha256(data).hexdigest(), "42"))
-            assert send(bundle["path"], service.url, token).verified
+            session = requests.Session()
+            session.headers["Host"] = "evil.example"          # the uploader's Host never names the bundle
+            assert send(bundle["path"], service.url, token, session=session).verified
             deadline = time.monotonic() + 15
             while not receiver.events and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -449,7 +452,8 @@ def test_notify_url_gets_one_event_per_verified_bundle_through_failures(tmp_path
             event = receiver.events[0]
             assert event["event"] == "bundle.verified" and event["bundle_id"] == bundle["bundle_id"]
             assert event["case_id"] == "N-1" and event["sha256"] == bundle["sha256"]
-            assert event["content_url"].endswith(f"/api/v1/bundles/{bundle['bundle_id']}/content?case=N-1")
+            assert event["content_url"] == f"https://intake.example/api/v1/bundles/{bundle['bundle_id']}/content?case=N-1"
+            assert event["content_path"] == f"/api/v1/bundles/{bundle['bundle_id']}/content?case=N-1"
     finally:
         receiver.close()
 
