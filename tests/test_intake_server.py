@@ -441,9 +441,13 @@ def test_notify_url_gets_one_event_per_verified_bundle_through_failures(tmp_path
                     subprocess.run([sys.executable, "-m", "collector", "inspect", str(bad), "--json"],
                                    capture_output=True, text=True, cwd=REPO, timeout=60).stdout)["bundle_id"],
                     hashlib.sha256(data).hexdigest(), "42"))
+            data = Path(bundle["path"]).read_bytes()
+            url = TusClient(token).create(service.url + "/files/", len(data),
+                                          meta(bundle["bundle_id"], bundle["sha256"], "N-1"))
             session = requests.Session()
             session.headers["Host"] = "evil.example"          # the uploader's Host never names the bundle
-            assert send(bundle["path"], service.url, token, session=session).verified
+            offset, verified = TusClient(token, session=session).patch(url, 0, data, True, final=True)
+            assert offset == len(data) and verified == bundle["sha256"]
             deadline = time.monotonic() + 15
             while not receiver.events and time.monotonic() < deadline:
                 time.sleep(0.1)
