@@ -55,7 +55,7 @@ from .tus import (CHECKSUMS, EXTENSIONS, TUS_VERSION, VERIFIED_HEADER, ClientGon
 
 log = logging.getLogger("jcdiag.intake")
 SMALL_BODY = 64 * 1024
-WRITE_BATCH = 1024 * 1024               # body bytes gathered before one write (and hash), off the loop
+WRITE_BATCH = 256 * 1024                # body bytes gathered before one write (and hash), off the loop
 _RANGE = re.compile(r"^bytes=(\d{1,15})-\Z")
 #: Headers that decide framing, identity or meaning: one copy each, or 400.
 SINGLE = {b"content-length", b"transfer-encoding", b"host", b"authorization", b"content-type",
@@ -586,6 +586,8 @@ def create_app(config: Optional[IntakeConfig] = None, intake: Optional[Intake] =
     (``JCDIAG_INTAKE_*``, see :func:`intake.server.config_from_env`)."""
     if not logging.getLogger().handlers:        # a --workers child or a bare uvicorn/gunicorn run
         logs.setup()
+        from .server import limit_malloc_arenas
+        limit_malloc_arenas()
     intake = intake or Intake(config or config_from_env())
 
     @contextlib.asynccontextmanager
