@@ -10,7 +10,6 @@ Exit codes (also in README.md):
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,51 +20,9 @@ import click
 from . import __version__
 from .textsafe import printable
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0  ok
-  1  error (configuration, I/O, crypto)
-  2  usage error
-  3  bundle made, but some collectors failed
-  4  bundle made, but the upload failed (bundle kept and spooled)
-  5  nothing could be collected"""
-
-class Fail(click.ClickException):
-    """An error the user can act on: printed as one line, exit 1."""
-
-    exit_code = 1
-
-
-class SizeType(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        from .config import parse_size     # the one size grammar, shared with config files
-
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _emit(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=None, sort_keys=False, default=str))
-
-
-def _interactive(ctx_yes: bool, as_json: bool, quiet: bool) -> bool:
-    return (not ctx_yes and not as_json and not quiet and sys.stdin.isatty()
-            and sys.stderr.isatty())
-
-
-def _read_secret_file(path: str, what: str) -> str:
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            value = fh.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise Fail(f"cannot read {what} file {path}: {exc.strerror or exc}")
-    if not value:
-        raise Fail(f"{what} file {path} is empty")
-    return value
+from .cli_common import (EXIT_CODES_HELP, DateType, Fail, SizeType, WhenType, _emit, _fail,  # noqa: F401
+                         _interactive, _read_secret_file, _spool, command_settings, creatable_folder,
+                         examples, prompt_password)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -144,7 +101,6 @@ def collect(ctx, case_id, upload, server, token_file, output, recipients, passwo
     from .pipeline import CollectError, CollectOptions, collect as run_collect
     from .report import IssueReport
     from .bundle import BundleError
-    from .cli_config import command_settings
 
     settings = command_settings(ctx, COLLECT_SETTINGS, config_file=config_file, as_json=as_json, quiet=quiet)
     case_id, server, output = settings.get("case"), settings.get("server"), settings.get("output")
@@ -220,23 +176,6 @@ def _date(text: Optional[str]):
         raise click.BadParameter(f"{text!r} is not a date: use YYYY-MM-DD", param_hint="--as-of")
 
 
-def _fail(exc: BaseException, as_json: bool) -> None:
-    """One line (or one JSON object with ``error_kind`` when the error has a kind), exit 1."""
-    if isinstance(exc, click.ClickException):
-        message = exc.format_message()
-    else:
-        message = str(exc) if not isinstance(exc, OSError) else (
-            f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
-    message = printable(" ".join(message.split()))   # one line, no terminal escapes from a bundle
-    if as_json:
-        kind = getattr(exc, "kind", None) or ("io_error" if isinstance(exc, OSError) else None)
-        details = getattr(exc, "details", None)
-        _emit({"error": message, **({"error_kind": kind} if kind else {}),
-               **(details if isinstance(details, dict) else {}), "exit_code": 1})
-        sys.exit(1)
-    raise Fail(message)
-
-
 COLLECT_SETTINGS = {"case": "case_id", "server": "server", "token_file": "token_file",
                     "recipients": "recipients", "output": "output", "max_file_size": "max_file_size",
                     "max_bundle_size": "max_bundle_size", "since": "since",
@@ -245,11 +184,6 @@ COLLECT_SETTINGS = {"case": "case_id", "server": "server", "token_file": "token_
 
 class AutomationStop(Exception):
     """Another run holds the lock, or --max-runtime ran out: exit 1 with the reason."""
-
-
-def _spool(settings):
-    from .spool import Spool
-    return Spool(settings.get("spool_dir"), settings.get("spool_max_size"), settings.get("spool_max_age"))
 
 
 def _as_scheduled(settings, work, take_lock: bool = True):
@@ -397,7 +331,6 @@ Exit codes:
 def check(ctx, root, platform_name, as_of, online, online_url, as_json, config_file):
     """End-of-Life and patch verdict, and agent health findings; no bundle."""
     import platforms
-    from .cli_config import command_settings
     from .pipeline import check as run_check
 
     settings = command_settings(ctx, {"online_url": "online_url"}, config_file=config_file, as_json=as_json)

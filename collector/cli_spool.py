@@ -16,17 +16,13 @@ from typing import Optional
 
 import click
 
-from .cli import _emit, _fail
-from .cli_transfer import EXIT_OK, EXIT_UPLOAD, _byte_progress, _token
+from .cli_common import EXIT_OK, EXIT_UPLOAD, _byte_progress, _emit, _fail, _spool, _token, command_settings, examples
 
 _CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                        metavar="FILE", help="Config file instead of the system-wide one.")
 
 
 def _spool_from(ctx, config_file: Optional[Path], as_json: bool):
-    from .cli import _spool
-    from .cli_config import command_settings
-
     return _spool(command_settings(ctx, {}, config_file=config_file, as_json=as_json))
 
 

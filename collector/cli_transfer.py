@@ -1,7 +1,7 @@
 """``jcdiag upload``, ``jcdiag fetch`` and ``jcdiag intake serve|token``: moving bundles to support.
 
-Registered on the main group by ``collector.cli`` (import that module first: this
-one borrows its output helpers).  Same conventions as every command: people get
+Registered on the main group by ``collector.cli``; the shared helpers come from
+``collector.cli_common``.  Same conventions as every command: people get
 short lines, ``--json`` gets exactly one JSON object on stdout, errors are one
 line; exit 0 ok, 1 error, 2 usage, 4 upload failed and the bundle kept in the spool.
 Heavy modules (requests, the intake) are imported inside the commands.
@@ -14,25 +14,8 @@ from typing import Optional
 
 import click
 
-from .cli import EXIT_CODES_HELP, Fail, SizeType, _emit, _fail, _read_secret_file
-
-EXIT_OK, EXIT_ERROR, EXIT_UPLOAD = 0, 1, 4
-
-
-def _token(token_file: Optional[str]) -> Optional[str]:
-    return _read_secret_file(token_file, "token") if token_file else None
-
-
-def _byte_progress(label: str, silent: bool):
-    """A ``progress(done, total)`` that redraws one line on a terminal (None when not one)."""
-    if silent or not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        pct = 100 * done // total if total else 100
-        click.echo(f"\r\x1b[K{label}: {pct:3d}% ({done / 1048576:.1f} of {total / 1048576:.1f} MiB)",
-                   err=True, nl=(done >= total))
-    return show
+from .cli_common import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_UPLOAD, Fail, SizeType, _byte_progress,
+                         _emit, _fail, _spool, _token, command_settings, examples)
 
 
 # --------------------------------------------------------------------------- upload
@@ -71,8 +54,6 @@ def upload(ctx, bundles, pending, server, token_file, case_id, as_json, chunk_si
     from .bundle import BundleError, read_header
     from .spool import SpoolError
     from .upload import Offer, deliver, send_pending, token_case
-    from .cli import _spool
-    from .cli_config import command_settings
 
     settings = command_settings(ctx, {"server": "server", "token_file": "token_file", "case": "case_id"},
                                 config_file=config_file, as_json=as_json)
