@@ -35,8 +35,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Optional
 
 from platforms.base import OSInfo, PatchLevel
@@ -49,7 +47,6 @@ WORST_FIRST = ("eol", "unpatched", "unknown")
 UPDATE_MAX_AGE_DAYS = 35      # older last successful update: unpatched
 DATA_MAX_AGE_DAYS = 180       # older lifecycle data: unknown
 EOL_SOON_DAYS = 90            # a supported OS this close to EOL gets a "plan it" reason
-TABLE_SCHEMA = 1
 
 # os-release ID (and jcdiag's ids for macOS / Windows) -> endoflife.date product.
 PRODUCT_BY_ID = {
@@ -168,16 +165,12 @@ class _NoMatch(Exception):
 # --------------------------------------------------------------------------- table
 
 
-@lru_cache(maxsize=1)
 def load_table() -> dict[str, Any]:
-    """The bundled lifecycle table (read once per process; do not mutate it)."""
-    ref = resources.files("collector.data").joinpath("lifecycle.json")
-    with ref.open("r", encoding="utf-8") as fh:
-        table = json.load(fh)
-    if table.get("schema") != TABLE_SCHEMA:
-        raise ValueError(f"lifecycle.json has schema {table.get('schema')!r}, this jcdiag reads "
-                         f"{TABLE_SCHEMA}: rebuild it with scripts/build_lifecycle.py")
-    return table
+    """The table to judge with: the copy ``jcdiag lifecycle update`` stored on this machine
+    (validated on every change) when its data is newer than the bundled one, else the
+    bundled one (:mod:`collector.lifecycle_data`).  Do not mutate it."""
+    from .lifecycle_data import effective_table
+    return effective_table()
 
 
 # --------------------------------------------------------------------------- verdict
