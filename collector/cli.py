@@ -533,4 +533,6 @@ from .cli_spool import spool_group  # noqa: E402
 for _command in (upload, fetch, intake_group, spool_group):
     main.add_command(_command)
 from .cli_config import config_group  # noqa: E402
+from .cli_lifecycle import lifecycle_group  # noqa: E402
 main.add_command(config_group)
+main.add_command(lifecycle_group)

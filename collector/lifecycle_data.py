@@ -353,7 +353,7 @@ def _cycle(cycle: Any, where: str) -> None:
     for key in ("build", "ubr"):
         if key in cycle and (type(cycle[key]) is not int or not 0 <= cycle[key] < 10 ** 7):
             raise TableError(f"{where}: {key} must be a whole number")
-    if "editions" in cycle and cycle["editions"] not in _EDITIONS:
+    if "editions" in cycle and (not isinstance(cycle["editions"], str) or cycle["editions"] not in _EDITIONS):
         raise TableError(f"{where}: editions must be one of {', '.join(sorted(_EDITIONS))}")
 
 

@@ -8,6 +8,7 @@ Routes (tus under ``/files/``, a small JSON API under ``/api/v1/``)::
     PATCH   /files/<id>                   one chunk, Upload-Checksum checked
     DELETE  /files/<id>                   cancel an unfinished upload
     GET     /api/v1/recipients            the support public keys collectors seal to (public)
+    GET     /api/v1/lifecycle             the lifecycle table collectors refresh theirs from (public)
     GET     /api/v1/token/check?case=ID   pre-flight: is this token good for this case
     GET     /api/v1/bundles[?case=ID]     finished, verified bundles      (engineer token)
     GET     /api/v1/bundles/<id>[?case=C] one bundle's record; 409 with "matches" when the ID
@@ -112,6 +113,20 @@ def publishable_recipients(data_dir: Path, given: list[Path]) -> list[dict]:
         published.append({"key_id": recipient.key_id, "pem": pem.decode("ascii"),
                           "label": Path(path).name})
     return published
+
+
+def lifecycle_table(data_dir: Path) -> bytes:
+    """``GET /api/v1/lifecycle`` (no token: public data): the lifecycle table collectors refresh
+    theirs from, in jcdiag's own format.  The newest valid one of: the support team's vetted
+    copy ``<data>/lifecycle.json`` (e.g. ``JCDIAG_LIFECYCLE_FILE=<data>/lifecycle.json jcdiag
+    lifecycle update``), the copy stored on this machine, the one bundled with jcdiag."""
+    from collector.lifecycle_data import effective_table, render, stored_table
+
+    table = effective_table()
+    vetted = stored_table(data_dir / "lifecycle.json")
+    if vetted is not None and vetted["data_date"] > table["data_date"]:
+        table = vetted
+    return render(table).encode("utf-8")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -245,6 +260,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"service": "jcdiag-intake", "tus": "/files/", "api": "/api/v1/"})
         if path == "/api/v1/recipients":
             return self._json(200, {"recipients": self.app.recipients})
+        if path == "/api/v1/lifecycle":
+            return self._send(200, lifecycle_table(self.app.config.data_dir), content_type="application/json")
         if path == "/api/v1/token/check":
             return self._token_check()
         if path == "/api/v1/stats":
