@@ -20,7 +20,8 @@ import click
 from . import __version__
 from .textsafe import printable
 
-from .cli_common import (EXIT_CODES_HELP, DateType, Fail, SizeType, WhenType, _emit, _fail,  # noqa: F401
+from .cli_common import (EXIT_CODES_HELP, EXISTING_DIR, EXISTING_FILE, DateType, DurationType, Fail,  # noqa: F401
+                         SizeType, WhenType, _emit, _fail,
                          _interactive, _read_secret_file, _spool, command_settings, creatable_folder,
                          examples, prompt_password)
 
@@ -49,19 +50,21 @@ def main() -> None:
               metavar="PEM", help="Support public key or certificate to seal the bundle to (repeatable).")
 @click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
               help="Encrypt with the password on this file's first line instead of recipient keys.")
-@click.option("--since", metavar="WHEN", help="Keep log records from WHEN on (ISO date/time, or 2h, 3d, 1w).")
+@click.option("--since", type=WhenType(past_only=True), metavar="WHEN",
+              help="Keep log records from WHEN on (ISO date/time, or 2h, 2h30m, 3d, 1w).")
 @click.option("--max-file-size", type=SizeType(),
               help="Per-file cap; the newest data is kept (default 50M).")
 @click.option("--max-bundle-size", type=SizeType(),
               help="Cap on everything collected, before compression (default 1G).")
 @click.option("--description", help="What is wrong, in detail.")
 @click.option("--steps-taken", help="Troubleshooting already done.")
-@click.option("--noticed-at", metavar="WHEN", help="When the issue was first noticed.")
+@click.option("--noticed-at", type=WhenType(), metavar="WHEN",
+              help="When the issue was first noticed (ISO date/time, or 2h, 1d12h back from now).")
 @click.option("--severity", type=click.IntRange(1, 3), metavar="1|2|3",
               help="1 entire loss, most users; 2 major loss, high impact; 3 partial, low impact.")
 @click.option("--resource", "resources", multiple=True, metavar="TEXT",
               help="JumpCloud user, system, group or application involved (repeatable).")
-@click.option("--attach", "attachments", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--attach", "attachments", multiple=True, type=EXISTING_FILE, metavar="FILE",
               help="Error message, screenshot or other file to include (repeatable).")
 @click.option("--obfuscate", is_flag=True,
               help="Replace host names, domains, IP and MAC addresses, local user names and e-mail "
@@ -72,11 +75,13 @@ def main() -> None:
 @click.option("--redact-keyword", "keywords", multiple=True, metavar="WORD",
               help="Also redact WORD wherever it appears (repeatable).")
 @click.option("--review", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write the plaintext of what would be sent to DIR and make no bundle.")
-@click.option("--root", metavar="DIR", help="Read another system's files (mounted disk, fixture tree).")
+              callback=lambda ctx, param, value: value and creatable_folder(value, "--review", must_be_empty=True),
+              help="Write the plaintext of what would be sent to DIR (new or empty) and make no bundle.")
+@click.option("--root", type=EXISTING_DIR, metavar="DIR",
+              help="Read another system's files (mounted disk, fixture tree).")
 @click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
               help="OS of the files under --root (default: this OS).")
-@click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
+@click.option("--as-of", type=DateType(), metavar="DATE", help="Judge lifecycle as of this date (default: today).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and the bundle ID).")
 @click.option("--yes", "-y", is_flag=True, help="Never prompt; use what the flags give.")
@@ -84,7 +89,8 @@ def main() -> None:
               help="Config file instead of the system-wide one (see `jcdiag config show`).")
 @click.option("--low-priority/--normal-priority", default=None,
               help="Run at low CPU and I/O priority (default: when not on a terminal).")
-@click.option("--max-runtime", metavar="DURATION", help="Stop cleanly after this long (e.g. 30m).")
+@click.option("--max-runtime", type=DurationType(), metavar="DURATION",
+              help="Stop cleanly after this long (e.g. 30m, 1h30m).")
 @click.pass_context
 def collect(ctx, case_id, upload, server, token_file, output, recipients, password_file, since,
             max_file_size, max_bundle_size, description, steps_taken, noticed_at, severity, resources,
@@ -112,21 +118,22 @@ def collect(ctx, case_id, upload, server, token_file, output, recipients, passwo
         _check_root(root, platform_name)
         since_dt = _when(since, "--since", parse_when)
         noticed = _when(noticed_at, "--noticed-at", parse_when)
-        as_of_date = _date(as_of)
+        as_of_date = as_of
+        if review is None:
+            creatable_folder(Path(output), "--output", must_be_empty=False)
         recips = [load_recipient_file(p) for p in recipients]
         password = _read_secret_file(password_file, "password") if password_file else None
         token = _read_secret_file(str(token_file), "token") if token_file else None
         if not recips and not password and review is None and interactive and not server:
-            password = click.prompt("No recipient key given. Bundle password", hide_input=True,
-                                    confirmation_prompt=True, err=True)
+            password = prompt_password("No recipient key given. Bundle password (12 or more characters)")
         if interactive:
             description = description or click.prompt("Describe the issue", default="", err=True,
                                                       show_default=False)
             steps_taken = steps_taken or click.prompt("Troubleshooting steps taken", default="",
                                                       err=True, show_default=False)
             if noticed is None:
-                noticed = _when(click.prompt("When was it noticed (e.g. 2026-11-20 09:00, 2h)",
-                                             default="", err=True, show_default=False) or None,
+                noticed = _when(click.prompt("When was it noticed (e.g. 2026-11-20 09:00, 2h)", default="",
+                                             type=WhenType(), err=True, show_default=False) or None,
                                 "noticed at", parse_when)
             if severity is None:
                 severity = click.prompt("Severity (1 entire loss, 2 major, 3 partial)",
@@ -166,16 +173,6 @@ def _when(text: Optional[str], what: str, parse):
         raise click.BadParameter(str(exc), param_hint=what)
 
 
-def _date(text: Optional[str]):
-    if not text:
-        return None
-    from datetime import date
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date: use YYYY-MM-DD", param_hint="--as-of")
-
-
 COLLECT_SETTINGS = {"case": "case_id", "server": "server", "token_file": "token_file",
                     "recipients": "recipients", "output": "output", "max_file_size": "max_file_size",
                     "max_bundle_size": "max_bundle_size", "since": "since",
@@ -213,11 +210,17 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
     if not quiet:
         counts = data["collection"]["artifacts"]
         life = data["lifecycle"]
-        from .summary import axes_line
-        click.echo(f"Lifecycle: {life['status']}")
+        from .summary import axes_line, findings_lines, installed_line
+        click.echo(printable(f"Lifecycle: {life['status']}" + (f"  {life['label']}" if life.get("label") else "")))
         click.echo(axes_line(life))
+        if installed_line(life):
+            click.echo(printable(installed_line(life)))
         for reason in life.get("reasons", []):
-            click.echo(f"  - {reason}")
+            click.echo(printable(f"  - {reason}"))
+        findings = data["findings"]
+        click.echo(f"Findings ({len(findings)}):")
+        for line in findings_lines(findings):
+            click.echo(printable(line))
         click.echo(f"Collected {counts.get('collected', 0)} items ({data['collection']['bytes']} bytes); "
                    f"{counts.get('skipped', 0)} skipped, {counts.get('absent', 0)} absent, "
                    f"{counts.get('failed', 0)} failed")
@@ -316,10 +319,11 @@ Exit codes:
 
 
 @main.command(epilog=CHECK_EXIT_HELP)
-@click.option("--root", metavar="DIR", help="Judge another system's files (mounted disk, fixture tree).")
+@click.option("--root", type=EXISTING_DIR, metavar="DIR",
+              help="Judge another system's files (mounted disk, fixture tree).")
 @click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
               help="OS of the files under --root (default: this OS).")
-@click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
+@click.option("--as-of", type=DateType(), metavar="DATE", help="Judge lifecycle as of this date (default: today).")
 @click.option("--online", is_flag=True, help="Also check the clock against --online-url's Date header.")
 @click.option("--online-url", metavar="URL",
               help="HTTPS URL whose Date header the clock is compared with "
@@ -337,7 +341,7 @@ def check(ctx, root, platform_name, as_of, online, online_url, as_json, config_f
     online_url = settings.get("online_url")
 
     _check_root(root, platform_name)
-    as_of_date = _date(as_of)
+    as_of_date = as_of
     try:
         result = run_check(platforms.get_platform(platform_name, root), as_of_date,
                            online_url if online else None)
@@ -356,8 +360,10 @@ def render_check(life: dict, findings: list[dict]) -> str:
              + (f"  {life['label']}" if life.get("label") else "")
              + (f"  (EOL {life['eol_date']}" + (f", {life['days_to_eol']} days)" if life.get('days_to_eol')
                                                    is not None else ")") if life.get("eol_date") else "")]
-    from .summary import axes_line
+    from .summary import axes_line, installed_line
     lines.append(axes_line(life))
+    if installed_line(life):
+        lines.append(installed_line(life))
     lines += [f"  - {r}" for r in life.get("reasons", [])]
     lines.append("")
     if not findings:
@@ -379,8 +385,6 @@ def _check_root(root: Optional[str], platform_name: Optional[str]) -> None:
         from platforms import current_family
         if platform_name != current_family():
             raise click.UsageError("--platform other than this OS needs --root DIR")
-    if root is not None and not Path(root).is_dir():
-        raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
 
 
 # --------------------------------------------------------------------------- keys and bundles

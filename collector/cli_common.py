@@ -93,6 +93,21 @@ class WhenType(click.ParamType):
         return str(value)
 
 
+class DurationType(click.ParamType):
+    """DURATION: ``30m``, ``2h30m``, ``7d``; checked at parse time, kept as text."""
+
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        from .config import parse_duration
+
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
 class DateType(click.ParamType):
     """DATE: ``YYYY-MM-DD``, returned as a :class:`datetime.date`."""
 
@@ -107,6 +122,10 @@ class DateType(click.ParamType):
             return date.fromisoformat(str(value).strip())
         except ValueError:
             self.fail(f"{value!r} is not a date: use YYYY-MM-DD", param, ctx)
+
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, readable=True)
+EXISTING_DIR = click.Path(exists=True, file_okay=False)
 
 
 def creatable_folder(path: Path, what: str, *, must_be_empty: bool) -> Path:

@@ -91,7 +91,9 @@ class CollectResult:
             "lifecycle": {key: life.get(key, default) for key, default in (
                 ("status", "unknown"), ("release", "unknown"), ("patch", "unknown"),
                 ("release_reasons", []), ("patch_reasons", []), ("reasons", []),
-                ("label", ""), ("eol_date", None), ("days_to_eol", None))},
+                ("label", ""), ("eol_date", None), ("days_to_eol", None), ("installed", ""),
+                ("latest_known", ""))},
+            "findings": list(self.summary.get("findings") or []),
             "collection": counts,
             "failed_collectors": counts["failed"],
             "redactions": self.redactions,
