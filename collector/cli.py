@@ -26,16 +26,33 @@ from .cli_common import (EXIT_CODES_HELP, EXISTING_DIR, EXISTING_FILE, DateType,
                          examples, prompt_password)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             invoke_without_command=True, epilog=examples(
+                 "sudo jcdiag check",
+                 "sudo jcdiag collect --case 12345 --server https://intake.example.com --token-file T --upload",
+                 "jcdiag COMMAND --help", exit_codes=EXIT_CODES_HELP))
 @click.version_option(__version__, prog_name="jcdiag")
-def main() -> None:
-    """Collect JumpCloud agent diagnostics into one encrypted bundle for support."""
+@click.pass_context
+def main(ctx) -> None:
+    """Collect JumpCloud agent diagnostics into one encrypted bundle for support.
+
+    Shell completion: eval "$(_JCDIAG_COMPLETE=bash_source jcdiag)" (zsh_source, fish_source).
+    """
+    if ctx.invoked_subcommand is None:          # bare `jcdiag`: the help, and success
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 # --------------------------------------------------------------------------- collect
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(short_help="Collect logs, config and facts into an encrypted bundle.", epilog=examples(
+    "sudo jcdiag collect --recipient support.pub.pem --case 12345",
+    "sudo jcdiag collect --server https://intake.example.com --case 12345 --token-file T --upload",
+    "sudo jcdiag collect --password-file pw.txt --since 2h30m --attach error.png --obfuscate",
+    "sudo jcdiag collect --review ./what-would-be-sent",
+    "jcdiag collect --root /mnt/disk --platform linux --password-file pw.txt --as-of 2026-11-01",
+    exit_codes=EXIT_CODES_HELP))
 @click.option("--case", "case_id", metavar="ID", help="Support case the bundle belongs to.")
 @click.option("--upload/--no-upload", default=False, show_default=True,
               help="Send the bundle to --server when it is made (pre-flight checked first).")
@@ -318,7 +335,9 @@ Exit codes:
   3  the machine needs action (End of Life, unpatched, or an error finding)"""
 
 
-@main.command(epilog=CHECK_EXIT_HELP)
+@main.command(short_help="End-of-Life and patch verdict and health findings; no bundle.", epilog=examples(
+    "sudo jcdiag check", "sudo jcdiag check --json --online",
+    "jcdiag check --root /mnt/disk --platform windows --as-of 2026-11-01", exit_codes=CHECK_EXIT_HELP))
 @click.option("--root", type=EXISTING_DIR, metavar="DIR",
               help="Judge another system's files (mounted disk, fixture tree).")
 @click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
@@ -390,7 +409,7 @@ def _check_root(root: Optional[str], platform_name: Optional[str]) -> None:
 # --------------------------------------------------------------------------- keys and bundles
 
 
-@main.command()
+@main.command(epilog=examples("jcdiag keygen --out support"))
 @click.option("--out", "prefix", required=True, metavar="PREFIX",
               help="Writes PREFIX.key.pem (private, mode 0600) and PREFIX.pub.pem.")
 def keygen(prefix):
@@ -405,7 +424,7 @@ def keygen(prefix):
     click.echo(f"public key:  {pub} (give it to collectors with --recipient)")
 
 
-@main.command()
+@main.command(epilog=examples("jcdiag inspect JCD-ABCD-EFGH-JKMN.7z", "jcdiag inspect JCD-ABCD-EFGH-JKMN.7z --json"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the header as one JSON object.")
 def inspect(bundle_path, as_json):
@@ -430,7 +449,9 @@ def inspect(bundle_path, as_json):
         click.echo(f"Recipient:  {r['key_id']} ({r['algorithm']})")
 
 
-@main.command(name="open")
+@main.command(name="open", short_help="Verify, decrypt and extract a bundle.", epilog=examples(
+    "jcdiag open JCD-ABCD-EFGH-JKMN.7z --key support.key.pem",
+    "jcdiag open JCD-ABCD-EFGH-JKMN.7z --password-file pw.txt --to ./case-12345 --report"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
               help="Support private key the bundle is sealed to.")
@@ -498,7 +519,9 @@ def _credentials(key_path: Optional[str], password_file: Optional[str]):
     return Credentials(password=_read_secret_file(password_file, "password"))
 
 
-@main.command()
+@main.command(short_help="Write one self-contained HTML page about a bundle.", epilog=examples(
+    "jcdiag report JCD-ABCD-EFGH-JKMN.7z --key support.key.pem",
+    "jcdiag report JCD-ABCD-EFGH-JKMN.7z --password-file pw.txt --out case-12345.html"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
               help="Support private key the bundle is sealed to.")
@@ -532,9 +555,9 @@ def report(bundle_path, key_path, password_file, out, as_json):
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-from .cli_transfer import fetch, intake_group, upload  # noqa: E402
+from .cli_transfer import bundles, fetch, intake_group, upload  # noqa: E402
 from .cli_spool import spool_group  # noqa: E402
-for _command in (upload, fetch, intake_group, spool_group):
+for _command in (upload, fetch, bundles, intake_group, spool_group):
     main.add_command(_command)
 from .cli_config import config_group  # noqa: E402
 from .cli_lifecycle import lifecycle_group  # noqa: E402

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from .cli_common import _emit, _fail, command_settings, explicit_flags  # noqa: F401 (re-exported)
+from .cli_common import _emit, _fail, command_settings, examples, explicit_flags  # noqa: F401 (re-exported)
 
 PRECEDENCE = ("flags > env JCDIAG_* > managed settings > config file > defaults; "
               "an enforced managed setting wins over all")
@@ -43,12 +43,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-@click.group(name="config")
+@click.group(name="config", short_help="Show the effective configuration and its sources.")
 def config_group():
     """Show the effective configuration and where each value comes from."""
 
 
-@config_group.command(name="show")
+@config_group.command(name="show", epilog=examples(
+    "jcdiag config show", "jcdiag config show --config /etc/jcdiag/config.toml --json"))
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Read this TOML file instead of the system-wide one.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")

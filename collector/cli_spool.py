@@ -41,12 +41,12 @@ def _view(spool, bundle_id: str, as_json: bool):
           as_json)
 
 
-@click.group(name="spool")
+@click.group(name="spool", short_help="Bundles waiting to be uploaded: list, retry, drop.")
 def spool_group():
     """Bundles waiting to be uploaded: list them, retry a held one, drop one."""
 
 
-@spool_group.command(name="list")
+@spool_group.command(name="list", epilog=examples("jcdiag spool list", "jcdiag spool list --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @_CONFIG
 @click.pass_context
@@ -72,7 +72,8 @@ def list_cmd(ctx, as_json, config_file):
             click.echo(f"    to go on: {data['action']}")
 
 
-@spool_group.command()
+@spool_group.command(epilog=examples("jcdiag spool retry JCD-ABCD-EFGH-JKMN",
+                                     "jcdiag spool retry JCD-ABCD-EFGH-JKMN --token-file new.token"))
 @click.argument("bundle_id", metavar="ID")
 @click.option("--token-file", type=click.Path(dir_okay=False), metavar="F",
               help="A new upload token for this bundle's case (replaces the one it was spooled with).")
@@ -107,7 +108,8 @@ def retry(ctx, bundle_id, token_file, as_json, deadline, config_file):
     sys.exit(code)
 
 
-@spool_group.command()
+@spool_group.command(epilog=examples("jcdiag spool drop JCD-ABCD-EFGH-JKMN",
+                                     "jcdiag spool drop JCD-ABCD-EFGH-JKMN --yes"))
 @click.argument("bundle_id", metavar="ID")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")

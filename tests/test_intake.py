@@ -93,6 +93,11 @@ def test_tokens_are_signed_scoped_and_expiring(tmp_path):
 
 
 def test_token_command_prints_only_the_token(tmp_path):
+    # a folder without intake data: no new secret the server would not know, one line, exit 1
+    r = jcdiag("intake", "token", "--case", "42", "--data", tmp_path / "d")
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert "run `jcdiag intake serve --data" in r.stderr and not (tmp_path / "d").exists()
+    load_or_create_secret(tmp_path / "d")          # what `intake serve --data d` makes on first start
     r = jcdiag("intake", "token", "--case", "42", "--ttl", "2h", "--data", tmp_path / "d")
     assert r.returncode == 0 and r.stdout.count("\n") == 1 and r.stdout.startswith("jcdt1.")
     claims = verify(load_or_create_secret(tmp_path / "d"), r.stdout.strip())
