@@ -206,7 +206,7 @@ _DATA_OPTION = click.option("--data", "data_dir", type=click.Path(file_okay=Fals
 
 
 @intake_group.command(epilog=examples(
-    "jcdiag intake serve", "jcdiag intake serve --host 0.0.0.0 --port 8443 --data /srv/jcdiag-intake",
+    "jcdiag intake serve", "jcdiag intake serve --port 8080 --data /srv/jcdiag-intake",
     "jcdiag intake serve --recipient support.pub.pem --s3-endpoint https://s3.example.com --s3-bucket jcdiag"))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
