@@ -449,14 +449,19 @@ def inspect(bundle_path, as_json):
         click.echo(f"Recipient:  {r['key_id']} ({r['algorithm']})")
 
 
+def _credential_options(command):
+    """``--key PEM`` and ``--password-file F``: how an engineer opens a bundle (see _credentials)."""
+    command = click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
+                           help="File whose first line is the bundle password.")(command)
+    return click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
+                        help="Support private key the bundle is sealed to.")(command)
+
+
 @main.command(name="open", short_help="Verify, decrypt and extract a bundle.", epilog=examples(
     "jcdiag open JCD-ABCD-EFGH-JKMN.7z --key support.key.pem",
     "jcdiag open JCD-ABCD-EFGH-JKMN.7z --password-file pw.txt --to ./case-12345 --report"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
-@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
-              help="Support private key the bundle is sealed to.")
-@click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
-              help="File whose first line is the bundle password.")
+@_credential_options
 @click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="New or empty folder to extract into (default: ./BUNDLE-ID).")
 @click.option("--max-extract-size", type=SizeType(), default="4G", show_default=True,
@@ -523,10 +528,7 @@ def _credentials(key_path: Optional[str], password_file: Optional[str]):
     "jcdiag report JCD-ABCD-EFGH-JKMN.7z --key support.key.pem",
     "jcdiag report JCD-ABCD-EFGH-JKMN.7z --password-file pw.txt --out case-12345.html"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
-@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="PEM",
-              help="Support private key the bundle is sealed to.")
-@click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
-              help="File whose first line is the bundle password.")
+@_credential_options
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Where to write the page (default: <BUNDLE-ID>.html beside the bundle).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -18,14 +18,12 @@ is a link or a junction is refused.  Only :mod:`collector.gather` uses this modu
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import stat
 from typing import Callable, Iterator, Optional, Sequence
 
 MAX_DEPTH = 32               # folders below a source folder that are entered
 MAX_ENTRIES = 20000          # names read from one source's tree (files and folders)
-MAX_LINKS = 40               # links followed while resolving one path (Linux's own limit)
 
 DIR_FLAGS = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
              | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -212,59 +210,6 @@ class Walk:
             for folder, _, _ in stack:
                 if folder is not self.top:
                     folder.close()
-
-
-def resolve(root: str, parts: Sequence[str], fold_case: bool = False,
-            max_links: int = MAX_LINKS) -> tuple[str, ...]:
-    """``parts`` (components of an absolute path of the examined system) with every link
-    resolved as that system would: an absolute target restarts at ``root``, ``..`` stops
-    there, so the result never leaves ``root`` -- whatever links an image holds, and
-    without touching this machine's own folders.  Iterative, at most ``max_links``
-    links (Refused beyond: a chain or a loop).  Components that do not exist are kept
-    as given; with ``fold_case`` (a Windows image on a case-sensitive disk) a missing
-    component is looked up ignoring case, as Windows would find it.
-    """
-    pending = list(parts)
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        here = os.path.join(root, *resolved)
-        try:
-            st = os.lstat(os.path.join(here, part))
-        except (OSError, ValueError):            # absent, unreadable, or a NUL in the name
-            found = _case_match(here, part) if fold_case else None
-            if found is None:
-                return tuple(resolved) + (part,) + tuple(p for p in pending if p not in ("", "."))
-            part = found
-            st = os.lstat(os.path.join(here, part))
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > max_links:
-                raise Refused(f"{os.path.join(here, part)}: more than {max_links} links in a row "
-                              "(a chain or a loop): not followed")
-            target = os.readlink(os.path.join(here, part))
-            if target.startswith("/"):
-                resolved = []
-            pending = target.split("/") + pending
-            continue
-        resolved.append(part)
-    return tuple(resolved)
-
-
-def _case_match(folder: str, name: str) -> Optional[str]:
-    """The one entry of ``folder`` equal to ``name`` ignoring case (the first, sorted)."""
-    want = name.casefold()
-    try:
-        return min((n for n in os.listdir(folder) if n.casefold() == want), default=None)
-    except (OSError, ValueError):
-        return None
 
 
 def _is_junction(st: os.stat_result) -> bool:

@@ -29,10 +29,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from platforms.base import Platform, system_parts
+from platforms.base import Platform, resolve_inside, system_parts
 
 from .destname import destination
-from .fswalk import MAX_ENTRIES, Folder, Refused, Walk, open_folder, resolve
+from .fswalk import MAX_ENTRIES, Folder, Refused, Walk, open_folder
 from .logtime import SinceFilter
 from .redact import Redactor, looks_binary
 from .sources import CommandSource, FileSource, GeneratedSource
@@ -210,7 +210,12 @@ class Gatherer:
             return None
 
     def _resolve(self, parts: tuple[str, ...]) -> tuple[str, ...]:
-        return resolve(self._root_real, parts, fold_case=self._case_fold)
+        """``parts`` resolved inside the root as the examined system would; Refused for a
+        chain or loop of links."""
+        try:
+            return resolve_inside(self._root_real, parts, fold_case=self._case_fold)
+        except OSError as exc:
+            raise Refused(f"{exc.filename}: {exc.strerror}") from None
 
     def _entries(self, folder: Folder, walk: Optional[Walk], pattern: Optional[str], last: str,
                  source: FileSource) -> Iterator[tuple[tuple[str, ...], Folder, str, os.stat_result]]:

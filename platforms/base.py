@@ -414,6 +414,63 @@ class Platform(ABC):
         return []
 
 
+MAX_LINKS = 40               # links followed while resolving one path (Linux's own limit)
+
+
+def resolve_inside(root: str, parts: Sequence[str], fold_case: bool = False,
+                   max_links: int = MAX_LINKS) -> tuple[str, ...]:
+    """``parts`` (components of an absolute path of the examined system) with every link
+    resolved as that system would: an absolute target restarts at ``root``, ``..`` stops
+    there, so the result never leaves ``root`` -- whatever links an image holds, and
+    without touching this machine's own folders.  Iterative, at most ``max_links``
+    links (OSError ELOOP beyond: a chain or a loop).  Components that do not exist are kept
+    as given; with ``fold_case`` (a Windows image on a case-sensitive disk) a missing
+    component is looked up ignoring case, as Windows would find it.
+    """
+    pending = list(parts)
+    resolved: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        here = os.path.join(root, *resolved)
+        try:
+            st = os.lstat(os.path.join(here, part))
+        except (OSError, ValueError):            # absent, unreadable, or a NUL in the name
+            found = _case_match(here, part) if fold_case else None
+            if found is None:
+                return tuple(resolved) + (part,) + tuple(p for p in pending if p not in ("", "."))
+            part = found
+            st = os.lstat(os.path.join(here, part))
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > max_links:
+                raise OSError(errno.ELOOP, f"more than {max_links} links in a row (a chain or a loop): "
+                              "not followed", os.path.join(here, part))
+            target = os.readlink(os.path.join(here, part))
+            if target.startswith("/"):
+                resolved = []
+            pending = target.split("/") + pending
+            continue
+        resolved.append(part)
+    return tuple(resolved)
+
+
+def _case_match(folder: str, name: str) -> Optional[str]:
+    """The one entry of ``folder`` equal to ``name`` ignoring case (the first, sorted)."""
+    want = name.casefold()
+    try:
+        return min((n for n in os.listdir(folder) if n.casefold() == want), default=None)
+    except (OSError, ValueError):
+        return None
+
+
+
 def open_fact(path: Path | str) -> BinaryIO:
     """A fact file of the examined system opened for reading, if it is a regular file.
 

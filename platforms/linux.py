@@ -32,7 +32,7 @@ from . import _pkgdb as pkgdb
 from .base import (
     open_fact,
     AgentInfo, CommandRunner, OSInfo, PatchLevel, Platform, ProcessLister, parse_key_values,
-    processes_named, system_parts,
+    processes_named, resolve_inside, system_parts,
 )
 from .pkgversion import rpm_compare, rpm_key
 
@@ -176,29 +176,15 @@ class Linux(Platform):
         return self._now or datetime.now()
 
     # ------------------------------------------------------------------ paths
-    def inside(self, system_path: str, max_links: int = 40) -> Path:
+    def inside(self, system_path: str) -> Path:
         """``system_path`` under the root, symlinks followed as the examined system would:
-        absolute targets restart at the root and ``..`` stops there."""
-        pending = list(system_parts(system_path, windows=False))
-        resolved: list[str] = []
-        while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = self.root.joinpath(*resolved, part)
-            if max_links > 0 and candidate.is_symlink():
-                max_links -= 1
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved = []
-                pending = target.split("/") + pending
-                continue
-            resolved.append(part)
-        return self.root.joinpath(*resolved)
+        absolute targets restart at the root and ``..`` stops there (a chain or loop of
+        links is left unresolved: it cannot be opened either)."""
+        parts = system_parts(system_path, windows=False)
+        try:
+            return self.root.joinpath(*resolve_inside(str(self.root), parts))
+        except OSError:
+            return self.root.joinpath(*parts)
 
     def read_text(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         try:

@@ -233,17 +233,7 @@ def test_deeply_nested_user_folder_does_not_crash_the_run(tmp_path):
     logs = root / "home/deep" / PWM
     logs.mkdir(parents=True)
     (logs / "top.log").write_text("2026-11-20 10:00:00 top\n")
-    fd = os.open(logs, os.O_RDONLY)
-    try:
-        for _ in range(1100):                        # relative mkdirs: no PATH_MAX trouble
-            os.mkdir("d", dir_fd=fd)
-            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        with open(os.open("bottom.log", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
-            fh.write("2026-11-20 10:00:00 bottom\n")
-    finally:
-        os.close(fd)
+    _make_chain(logs, "d", 1100, "bottom.log")
     try:
         r, review = collect_review(tmp_path, root)
         assert r.returncode in (0, 3), r.stderr
@@ -254,6 +244,22 @@ def test_deeply_nested_user_folder_does_not_crash_the_run(tmp_path):
         assert len(deep_notes) == 1 and deep_notes[0]["status"] == "skipped"
     finally:
         _remove_chain(logs, "d")
+
+
+def _make_chain(top: Path, name: str, depth: int, leaf: str) -> None:
+    """``depth`` nested ``name`` folders under ``top`` with a log ``leaf`` at the bottom,
+    made relative to open folders (no PATH_MAX trouble)."""
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with open(os.open(leaf, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+            fh.write("2026-11-20 10:00:00 bottom\n")
+    finally:
+        os.close(fd)
 
 
 def _remove_chain(top: Path, name: str) -> None:
@@ -461,17 +467,7 @@ def test_names_that_would_collide_with_folders_never_break_the_run(tmp_path):
 def test_names_too_long_in_bytes_or_paths_too_deep_in_bytes_are_shortened(tmp_path):
     logs = tmp_path / "root/var/log/jumpcloud"
     logs.mkdir(parents=True)
-    fd = os.open(logs, os.O_RDONLY)
-    try:
-        for _ in range(18):                      # 255 bytes each: legal, but 4.6 KB in all
-            os.mkdir("用" * 85, dir_fd=fd)
-            nxt = os.open("用" * 85, os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        with open(os.open("bottom.log", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
-            fh.write("2026-11-20 10:00:00 bottom\n")
-    finally:
-        os.close(fd)
+    _make_chain(logs, "用" * 85, 18, "bottom.log")   # 255 bytes each: legal, but 4.6 KB in all
     (logs / ("界" * 76 + "\x01" * 14 + ".log")).write_text("2026-11-20 10:00:00 long\n")
     try:
         arts, staging = gather_image(tmp_path / "root", tmp_path, [folder()])
