@@ -196,6 +196,7 @@ def test_creation_rules(service):
 
 
 def test_wrong_token_is_refused_on_both_sides(intake, engineer, case_a_bundle, tmp_path, spool_env):
+    load_or_create_secret(tmp_path / "elsewhere")          # another intake's data folder
     stranger = Intake(tmp_path / "elsewhere").token_file(tmp_path / "t", "--case", "A-1")
     r = jcdiag("upload", case_a_bundle["path"], "--server", intake.url, "--token-file", stranger,
                env=spool_env)
