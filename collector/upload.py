@@ -357,10 +357,10 @@ class TusClient:
         self.check(self.request("DELETE", url), url, "cancelling the upload")
 
     def _token_hint(self, status: int, said: str) -> str:
-        """What to do about a refused token, once: nothing when the server already said it,
-        and only flags the command has (``--token-file``; ``--case`` for uploads)."""
+        """What to do about a refused token, once: only how to pass it when the server already
+        said what to ask for, and only flags the command has (``--token-file``; ``--case`` for uploads)."""
         if "new token" in said.lower() or "intake token" in said.lower():
-            return ""
+            return ". Pass it with --token-file"          # the server said what to ask for: not twice
         if self.engineer:
             return (". Ask for an engineer token (jcdiag intake token --engineer) and pass it with "
                     "--token-file")
