@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import datetime as dt
 from datetime import date
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -413,9 +412,9 @@ def parse_table(data: bytes) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def bundled_table() -> dict[str, Any]:
     """The table shipped in the package (read once; do not mutate it)."""
-    ref = resources.files("collector.data").joinpath("lifecycle.json")
-    with ref.open("r", encoding="utf-8") as fh:
-        table = json.load(fh)
+    from .data import read_data       # the one reader of shipped data
+
+    table = json.loads(read_data("lifecycle.json")[0])
     if table.get("schema") != SCHEMA:
         raise ValueError(f"lifecycle.json has schema {table.get('schema')!r}, this jcdiag reads "
                          f"{SCHEMA}: rebuild it with scripts/build_lifecycle.py")
