@@ -1,3 +1,3 @@
 from .cli import main
 
-main()
+main(prog_name="jcdiag")     # `python -m collector` is jcdiag: same help, same completion variable

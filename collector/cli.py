@@ -10,7 +10,6 @@ Exit codes (also in README.md):
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,63 +20,39 @@ import click
 from . import __version__
 from .textsafe import printable
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0  ok
-  1  error (configuration, I/O, crypto)
-  2  usage error
-  3  bundle made, but some collectors failed
-  4  bundle made, but the upload failed (bundle kept and spooled)
-  5  nothing could be collected"""
-
-class Fail(click.ClickException):
-    """An error the user can act on: printed as one line, exit 1."""
-
-    exit_code = 1
+from .cli_common import (EXIT_CODES_HELP, EXISTING_DIR, EXISTING_FILE, DateType, DurationType, Fail,  # noqa: F401
+                         SizeType, WhenType, _emit, _fail,
+                         _interactive, _read_secret_file, _spool, command_settings, creatable_folder,
+                         examples, prompt_password)
 
 
-class SizeType(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        from .config import parse_size     # the one size grammar, shared with config files
-
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _emit(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=None, sort_keys=False, default=str))
-
-
-def _interactive(ctx_yes: bool, as_json: bool, quiet: bool) -> bool:
-    return (not ctx_yes and not as_json and not quiet and sys.stdin.isatty()
-            and sys.stderr.isatty())
-
-
-def _read_secret_file(path: str, what: str) -> str:
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            value = fh.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise Fail(f"cannot read {what} file {path}: {exc.strerror or exc}")
-    if not value:
-        raise Fail(f"{what} file {path} is empty")
-    return value
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             invoke_without_command=True, epilog=examples(
+                 "sudo jcdiag check",
+                 "sudo jcdiag collect --case 12345 --server https://intake.example.com --token-file T --upload",
+                 "jcdiag COMMAND --help", exit_codes=EXIT_CODES_HELP))
 @click.version_option(__version__, prog_name="jcdiag")
-def main() -> None:
-    """Collect JumpCloud agent diagnostics into one encrypted bundle for support."""
+@click.pass_context
+def main(ctx) -> None:
+    """Collect JumpCloud agent diagnostics into one encrypted bundle for support.
+
+    Shell completion: eval "$(_JCDIAG_COMPLETE=bash_source jcdiag)" (zsh_source, fish_source).
+    """
+    if ctx.invoked_subcommand is None:          # bare `jcdiag`: the help, and success
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 # --------------------------------------------------------------------------- collect
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(short_help="Collect logs, config and facts into an encrypted bundle.", epilog=examples(
+    "sudo jcdiag collect --recipient support.pub.pem --case 12345",
+    "sudo jcdiag collect --server https://intake.example.com --case 12345 --token-file T --upload",
+    "sudo jcdiag collect --password-file pw.txt --since 2h30m --attach error.png --obfuscate",
+    "sudo jcdiag collect --review ./what-would-be-sent",
+    "jcdiag collect --root /mnt/disk --platform linux --password-file pw.txt --as-of 2026-11-01",
+    exit_codes=EXIT_CODES_HELP))
 @click.option("--case", "case_id", metavar="ID", help="Support case the bundle belongs to.")
 @click.option("--upload/--no-upload", default=False, show_default=True,
               help="Send the bundle to --server when it is made (pre-flight checked first).")
@@ -92,19 +67,21 @@ def main() -> None:
               metavar="PEM", help="Support public key or certificate to seal the bundle to (repeatable).")
 @click.option("--password-file", type=click.Path(dir_okay=False), metavar="F",
               help="Encrypt with the password on this file's first line instead of recipient keys.")
-@click.option("--since", metavar="WHEN", help="Keep log records from WHEN on (ISO date/time, or 2h, 3d, 1w).")
+@click.option("--since", type=WhenType(past_only=True), metavar="WHEN",
+              help="Keep log records from WHEN on (ISO date/time, or 2h, 2h30m, 3d, 1w).")
 @click.option("--max-file-size", type=SizeType(),
               help="Per-file cap; the newest data is kept (default 50M).")
 @click.option("--max-bundle-size", type=SizeType(),
               help="Cap on everything collected, before compression (default 1G).")
 @click.option("--description", help="What is wrong, in detail.")
 @click.option("--steps-taken", help="Troubleshooting already done.")
-@click.option("--noticed-at", metavar="WHEN", help="When the issue was first noticed.")
+@click.option("--noticed-at", type=WhenType(), metavar="WHEN",
+              help="When the issue was first noticed (ISO date/time, or 2h, 1d12h back from now).")
 @click.option("--severity", type=click.IntRange(1, 3), metavar="1|2|3",
               help="1 entire loss, most users; 2 major loss, high impact; 3 partial, low impact.")
 @click.option("--resource", "resources", multiple=True, metavar="TEXT",
               help="JumpCloud user, system, group or application involved (repeatable).")
-@click.option("--attach", "attachments", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--attach", "attachments", multiple=True, type=EXISTING_FILE, metavar="FILE",
               help="Error message, screenshot or other file to include (repeatable).")
 @click.option("--obfuscate", is_flag=True,
               help="Replace host names, domains, IP and MAC addresses, local user names and e-mail "
@@ -115,11 +92,13 @@ def main() -> None:
 @click.option("--redact-keyword", "keywords", multiple=True, metavar="WORD",
               help="Also redact WORD wherever it appears (repeatable).")
 @click.option("--review", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write the plaintext of what would be sent to DIR and make no bundle.")
-@click.option("--root", metavar="DIR", help="Read another system's files (mounted disk, fixture tree).")
+              callback=lambda ctx, param, value: value and creatable_folder(value, "--review", must_be_empty=True),
+              help="Write the plaintext of what would be sent to DIR (new or empty) and make no bundle.")
+@click.option("--root", type=EXISTING_DIR, metavar="DIR",
+              help="Read another system's files (mounted disk, fixture tree).")
 @click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
               help="OS of the files under --root (default: this OS).")
-@click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
+@click.option("--as-of", type=DateType(), metavar="DATE", help="Judge lifecycle as of this date (default: today).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and the bundle ID).")
 @click.option("--yes", "-y", is_flag=True, help="Never prompt; use what the flags give.")
@@ -127,7 +106,8 @@ def main() -> None:
               help="Config file instead of the system-wide one (see `jcdiag config show`).")
 @click.option("--low-priority/--normal-priority", default=None,
               help="Run at low CPU and I/O priority (default: when not on a terminal).")
-@click.option("--max-runtime", metavar="DURATION", help="Stop cleanly after this long (e.g. 30m).")
+@click.option("--max-runtime", type=DurationType(), metavar="DURATION",
+              help="Stop cleanly after this long (e.g. 30m, 1h30m).")
 @click.pass_context
 def collect(ctx, case_id, upload, server, token_file, output, recipients, password_file, since,
             max_file_size, max_bundle_size, description, steps_taken, noticed_at, severity, resources,
@@ -144,7 +124,6 @@ def collect(ctx, case_id, upload, server, token_file, output, recipients, passwo
     from .pipeline import CollectError, CollectOptions, collect as run_collect
     from .report import IssueReport
     from .bundle import BundleError
-    from .cli_config import command_settings
 
     settings = command_settings(ctx, COLLECT_SETTINGS, config_file=config_file, as_json=as_json, quiet=quiet)
     case_id, server, output = settings.get("case"), settings.get("server"), settings.get("output")
@@ -156,21 +135,22 @@ def collect(ctx, case_id, upload, server, token_file, output, recipients, passwo
         _check_root(root, platform_name)
         since_dt = _when(since, "--since", parse_when)
         noticed = _when(noticed_at, "--noticed-at", parse_when)
-        as_of_date = _date(as_of)
+        as_of_date = as_of
+        if review is None:
+            creatable_folder(Path(output), "--output", must_be_empty=False)
         recips = [load_recipient_file(p) for p in recipients]
         password = _read_secret_file(password_file, "password") if password_file else None
         token = _read_secret_file(str(token_file), "token") if token_file else None
         if not recips and not password and review is None and interactive and not server:
-            password = click.prompt("No recipient key given. Bundle password", hide_input=True,
-                                    confirmation_prompt=True, err=True)
+            password = prompt_password("No recipient key given. Bundle password (12 or more characters)")
         if interactive:
             description = description or click.prompt("Describe the issue", default="", err=True,
                                                       show_default=False)
             steps_taken = steps_taken or click.prompt("Troubleshooting steps taken", default="",
                                                       err=True, show_default=False)
             if noticed is None:
-                noticed = _when(click.prompt("When was it noticed (e.g. 2026-11-20 09:00, 2h)",
-                                             default="", err=True, show_default=False) or None,
+                noticed = _when(click.prompt("When was it noticed (e.g. 2026-11-20 09:00, 2h)", default="",
+                                             type=WhenType(), err=True, show_default=False) or None,
                                 "noticed at", parse_when)
             if severity is None:
                 severity = click.prompt("Severity (1 entire loss, 2 major, 3 partial)",
@@ -210,33 +190,6 @@ def _when(text: Optional[str], what: str, parse):
         raise click.BadParameter(str(exc), param_hint=what)
 
 
-def _date(text: Optional[str]):
-    if not text:
-        return None
-    from datetime import date
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date: use YYYY-MM-DD", param_hint="--as-of")
-
-
-def _fail(exc: BaseException, as_json: bool) -> None:
-    """One line (or one JSON object with ``error_kind`` when the error has a kind), exit 1."""
-    if isinstance(exc, click.ClickException):
-        message = exc.format_message()
-    else:
-        message = str(exc) if not isinstance(exc, OSError) else (
-            f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
-    message = printable(" ".join(message.split()))   # one line, no terminal escapes from a bundle
-    if as_json:
-        kind = getattr(exc, "kind", None) or ("io_error" if isinstance(exc, OSError) else None)
-        details = getattr(exc, "details", None)
-        _emit({"error": message, **({"error_kind": kind} if kind else {}),
-               **(details if isinstance(details, dict) else {}), "exit_code": 1})
-        sys.exit(1)
-    raise Fail(message)
-
-
 COLLECT_SETTINGS = {"case": "case_id", "server": "server", "token_file": "token_file",
                     "recipients": "recipients", "output": "output", "max_file_size": "max_file_size",
                     "max_bundle_size": "max_bundle_size", "since": "since",
@@ -245,11 +198,6 @@ COLLECT_SETTINGS = {"case": "case_id", "server": "server", "token_file": "token_
 
 class AutomationStop(Exception):
     """Another run holds the lock, or --max-runtime ran out: exit 1 with the reason."""
-
-
-def _spool(settings):
-    from .spool import Spool
-    return Spool(settings.get("spool_dir"), settings.get("spool_max_size"), settings.get("spool_max_age"))
 
 
 def _as_scheduled(settings, work, take_lock: bool = True):
@@ -279,11 +227,17 @@ def _print_collect(result, as_json: bool, quiet: bool) -> None:
     if not quiet:
         counts = data["collection"]["artifacts"]
         life = data["lifecycle"]
-        from .summary import axes_line
-        click.echo(f"Lifecycle: {life['status']}")
+        from .summary import axes_line, findings_lines, installed_line
+        click.echo(printable(f"Lifecycle: {life['status']}" + (f"  {life['label']}" if life.get("label") else "")))
         click.echo(axes_line(life))
+        if installed_line(life):
+            click.echo(printable(installed_line(life)))
         for reason in life.get("reasons", []):
-            click.echo(f"  - {reason}")
+            click.echo(printable(f"  - {reason}"))
+        findings = data["findings"]
+        click.echo(f"Findings ({len(findings)}):")
+        for line in findings_lines(findings):
+            click.echo(printable(line))
         click.echo(f"Collected {counts.get('collected', 0)} items ({data['collection']['bytes']} bytes); "
                    f"{counts.get('skipped', 0)} skipped, {counts.get('absent', 0)} absent, "
                    f"{counts.get('failed', 0)} failed")
@@ -381,11 +335,14 @@ Exit codes:
   3  the machine needs action (End of Life, unpatched, or an error finding)"""
 
 
-@main.command(epilog=CHECK_EXIT_HELP)
-@click.option("--root", metavar="DIR", help="Judge another system's files (mounted disk, fixture tree).")
+@main.command(short_help="End-of-Life and patch verdict and health findings; no bundle.", epilog=examples(
+    "sudo jcdiag check", "sudo jcdiag check --json --online",
+    "jcdiag check --root /mnt/disk --platform windows --as-of 2026-11-01", exit_codes=CHECK_EXIT_HELP))
+@click.option("--root", type=EXISTING_DIR, metavar="DIR",
+              help="Judge another system's files (mounted disk, fixture tree).")
 @click.option("--platform", "platform_name", type=click.Choice(["linux", "macos", "windows"]),
               help="OS of the files under --root (default: this OS).")
-@click.option("--as-of", metavar="DATE", help="Judge lifecycle as of this date (default: today).")
+@click.option("--as-of", type=DateType(), metavar="DATE", help="Judge lifecycle as of this date (default: today).")
 @click.option("--online", is_flag=True, help="Also check the clock against --online-url's Date header.")
 @click.option("--online-url", metavar="URL",
               help="HTTPS URL whose Date header the clock is compared with "
@@ -397,14 +354,13 @@ Exit codes:
 def check(ctx, root, platform_name, as_of, online, online_url, as_json, config_file):
     """End-of-Life and patch verdict, and agent health findings; no bundle."""
     import platforms
-    from .cli_config import command_settings
     from .pipeline import check as run_check
 
     settings = command_settings(ctx, {"online_url": "online_url"}, config_file=config_file, as_json=as_json)
     online_url = settings.get("online_url")
 
     _check_root(root, platform_name)
-    as_of_date = _date(as_of)
+    as_of_date = as_of
     try:
         result = run_check(platforms.get_platform(platform_name, root), as_of_date,
                            online_url if online else None)
@@ -423,8 +379,10 @@ def render_check(life: dict, findings: list[dict]) -> str:
              + (f"  {life['label']}" if life.get("label") else "")
              + (f"  (EOL {life['eol_date']}" + (f", {life['days_to_eol']} days)" if life.get('days_to_eol')
                                                    is not None else ")") if life.get("eol_date") else "")]
-    from .summary import axes_line
+    from .summary import axes_line, installed_line
     lines.append(axes_line(life))
+    if installed_line(life):
+        lines.append(installed_line(life))
     lines += [f"  - {r}" for r in life.get("reasons", [])]
     lines.append("")
     if not findings:
@@ -446,14 +404,12 @@ def _check_root(root: Optional[str], platform_name: Optional[str]) -> None:
         from platforms import current_family
         if platform_name != current_family():
             raise click.UsageError("--platform other than this OS needs --root DIR")
-    if root is not None and not Path(root).is_dir():
-        raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
 
 
 # --------------------------------------------------------------------------- keys and bundles
 
 
-@main.command()
+@main.command(epilog=examples("jcdiag keygen --out support"))
 @click.option("--out", "prefix", required=True, metavar="PREFIX",
               help="Writes PREFIX.key.pem (private, mode 0600) and PREFIX.pub.pem.")
 def keygen(prefix):
@@ -468,7 +424,7 @@ def keygen(prefix):
     click.echo(f"public key:  {pub} (give it to collectors with --recipient)")
 
 
-@main.command()
+@main.command(epilog=examples("jcdiag inspect JCD-ABCD-EFGH-JKMN.7z", "jcdiag inspect JCD-ABCD-EFGH-JKMN.7z --json"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the header as one JSON object.")
 def inspect(bundle_path, as_json):
@@ -501,7 +457,9 @@ def _credential_options(command):
                         help="Support private key the bundle is sealed to.")(command)
 
 
-@main.command(name="open")
+@main.command(name="open", short_help="Verify, decrypt and extract a bundle.", epilog=examples(
+    "jcdiag open JCD-ABCD-EFGH-JKMN.7z --key support.key.pem",
+    "jcdiag open JCD-ABCD-EFGH-JKMN.7z --password-file pw.txt --to ./case-12345 --report"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @_credential_options
 @click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
@@ -566,7 +524,9 @@ def _credentials(key_path: Optional[str], password_file: Optional[str]):
     return Credentials(password=_read_secret_file(password_file, "password"))
 
 
-@main.command()
+@main.command(short_help="Write one self-contained HTML page about a bundle.", epilog=examples(
+    "jcdiag report JCD-ABCD-EFGH-JKMN.7z --key support.key.pem",
+    "jcdiag report JCD-ABCD-EFGH-JKMN.7z --password-file pw.txt --out case-12345.html"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @_credential_options
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
@@ -597,9 +557,11 @@ def report(bundle_path, key_path, password_file, out, as_json):
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-from .cli_transfer import fetch, intake_group, upload  # noqa: E402
+from .cli_transfer import bundles, fetch, intake_group, upload  # noqa: E402
 from .cli_spool import spool_group  # noqa: E402
-for _command in (upload, fetch, intake_group, spool_group):
+for _command in (upload, fetch, bundles, intake_group, spool_group):
     main.add_command(_command)
 from .cli_config import config_group  # noqa: E402
+from .cli_lifecycle import lifecycle_group  # noqa: E402
 main.add_command(config_group)
+main.add_command(lifecycle_group)

@@ -2,12 +2,11 @@
 
 Registered on the main group by ``collector.cli``.  The settings themselves (sources,
 precedence, validation) live in :mod:`collector.config`; this module only turns them
-into lines for people or one JSON object, and offers :func:`command_settings` so every
-command reads flags, environment, managed settings and the config file the same way.
+into lines for people or one JSON object.
 
-``collector.cli`` imports this module at its end, so its output helpers (and
-:mod:`collector.config`, which ``jcdiag --help`` does not need) are imported inside the
-functions here: either module can then be imported first, and start-up stays quick.
+The helpers every command shares (:func:`command_settings` included) live in
+:mod:`collector.cli_common`; :mod:`collector.config` is imported inside the functions,
+so ``jcdiag --help`` stays quick.
 
 Secrets are never shown: the token file is shown by its path (its contents are never
 read here) and URLs have their passwords and secret-looking query values masked.
@@ -15,55 +14,14 @@ read here) and URLs have their passwords and secret-looking query values masked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Any
 
 import click
 
-if TYPE_CHECKING:
-    from .config import Settings
+from .cli_common import _emit, _fail, command_settings, examples, explicit_flags  # noqa: F401 (re-exported)
 
 PRECEDENCE = ("flags > env JCDIAG_* > managed settings > config file > defaults; "
               "an enforced managed setting wins over all")
-
-
-def explicit_flags(ctx: click.Context, params: Mapping[str, str]) -> dict[str, Any]:
-    """``{setting: value}`` for the options typed on the command line.
-
-    ``params`` maps setting names to the command's parameter names, e.g.
-    ``{"case": "case_id", "recipients": "recipients"}``.  Click defaults and click's own
-    ``envvar=`` values are left out, so they cannot hide the config file or managed
-    settings (environment variables are read by :mod:`collector.config` itself).
-    """
-    from click.core import ParameterSource
-
-    given = {}
-    for setting, param in params.items():
-        if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
-            given[setting] = ctx.params[param]
-    return given
-
-
-def command_settings(ctx: click.Context, params: Mapping[str, str], *, config_file: Optional[Path] = None,
-                     as_json: bool = False, quiet: bool = False, **overrides: Any) -> "Settings":
-    """Load settings for a command, or end the run with exit 1 and the config problem.
-
-    Notes (a flag ignored because a managed setting is enforced) go to stderr unless
-    ``as_json``/``quiet``.  ``overrides`` reach :func:`collector.config.load_settings`
-    (tests pass ``registry``, ``managed_plist``, ``system_config``, ``env``).
-    """
-    from platforms import current_family
-    from .cli import _fail
-    from .config import ConfigError, load_settings
-
-    overrides.setdefault("family", current_family())
-    try:
-        settings = load_settings(explicit_flags(ctx, params), config_file=config_file, **overrides)
-    except ConfigError as exc:
-        _fail(exc, as_json)
-    if not (as_json or quiet):
-        for note in settings.notes:
-            click.echo(f"note: {note}", err=True)
-    return settings
 
 
 def _shown_value(name: str, value: Any, for_json: bool) -> Any:
@@ -85,12 +43,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-@click.group(name="config")
+@click.group(name="config", short_help="Show the effective configuration and its sources.")
 def config_group():
     """Show the effective configuration and where each value comes from."""
 
 
-@config_group.command(name="show")
+@config_group.command(name="show", epilog=examples(
+    "jcdiag config show", "jcdiag config show --config /etc/jcdiag/config.toml --json"))
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Read this TOML file instead of the system-wide one.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
@@ -102,7 +61,6 @@ def show(config_file, as_json):
     a managed setting marked enforced wins over everything.
     """
     from platforms import current_family
-    from .cli import _emit, _fail
     from .config import SPECS, ConfigError, load_settings
 
     try:

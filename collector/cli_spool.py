@@ -16,17 +16,13 @@ from typing import Optional
 
 import click
 
-from .cli import _emit, _fail
-from .cli_transfer import EXIT_OK, EXIT_UPLOAD, _byte_progress, _token
+from .cli_common import EXIT_OK, EXIT_UPLOAD, _byte_progress, _emit, _fail, _spool, _token, command_settings, examples
 
 _CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                        metavar="FILE", help="Config file instead of the system-wide one.")
 
 
 def _spool_from(ctx, config_file: Optional[Path], as_json: bool):
-    from .cli import _spool
-    from .cli_config import command_settings
-
     return _spool(command_settings(ctx, {}, config_file=config_file, as_json=as_json))
 
 
@@ -45,12 +41,12 @@ def _view(spool, bundle_id: str, as_json: bool):
           as_json)
 
 
-@click.group(name="spool")
+@click.group(name="spool", short_help="Bundles waiting to be uploaded: list, retry, drop.")
 def spool_group():
     """Bundles waiting to be uploaded: list them, retry a held one, drop one."""
 
 
-@spool_group.command(name="list")
+@spool_group.command(name="list", epilog=examples("jcdiag spool list", "jcdiag spool list --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @_CONFIG
 @click.pass_context
@@ -76,7 +72,8 @@ def list_cmd(ctx, as_json, config_file):
             click.echo(f"    to go on: {data['action']}")
 
 
-@spool_group.command()
+@spool_group.command(epilog=examples("jcdiag spool retry JCD-ABCD-EFGH-JKMN",
+                                     "jcdiag spool retry JCD-ABCD-EFGH-JKMN --token-file new.token"))
 @click.argument("bundle_id", metavar="ID")
 @click.option("--token-file", type=click.Path(dir_okay=False), metavar="F",
               help="A new upload token for this bundle's case (replaces the one it was spooled with).")
@@ -111,7 +108,8 @@ def retry(ctx, bundle_id, token_file, as_json, deadline, config_file):
     sys.exit(code)
 
 
-@spool_group.command()
+@spool_group.command(epilog=examples("jcdiag spool drop JCD-ABCD-EFGH-JKMN",
+                                     "jcdiag spool drop JCD-ABCD-EFGH-JKMN --yes"))
 @click.argument("bundle_id", metavar="ID")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")

@@ -1,7 +1,7 @@
 """``jcdiag upload``, ``jcdiag fetch`` and ``jcdiag intake serve|token``: moving bundles to support.
 
-Registered on the main group by ``collector.cli`` (import that module first: this
-one borrows its output helpers).  Same conventions as every command: people get
+Registered on the main group by ``collector.cli``; the shared helpers come from
+``collector.cli_common``.  Same conventions as every command: people get
 short lines, ``--json`` gets exactly one JSON object on stdout, errors are one
 line; exit 0 ok, 1 error, 2 usage, 4 upload failed and the bundle kept in the spool.
 Heavy modules (requests, the intake) are imported inside the commands.
@@ -14,31 +14,17 @@ from typing import Optional
 
 import click
 
-from .cli import EXIT_CODES_HELP, Fail, SizeType, _emit, _fail, _read_secret_file
-
-EXIT_OK, EXIT_ERROR, EXIT_UPLOAD = 0, 1, 4
-
-
-def _token(token_file: Optional[str]) -> Optional[str]:
-    return _read_secret_file(token_file, "token") if token_file else None
-
-
-def _byte_progress(label: str, silent: bool):
-    """A ``progress(done, total)`` that redraws one line on a terminal (None when not one)."""
-    if silent or not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        pct = 100 * done // total if total else 100
-        click.echo(f"\r\x1b[K{label}: {pct:3d}% ({done / 1048576:.1f} of {total / 1048576:.1f} MiB)",
-                   err=True, nl=(done >= total))
-    return show
+from .textsafe import printable
+from .cli_common import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_UPLOAD, Fail, SizeType, _byte_progress,
+                         _emit, _fail, _spool, _token, command_settings, examples)
 
 
 # --------------------------------------------------------------------------- upload
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(short_help="Upload bundles to a support case (or send the spooled ones).", epilog=examples(
+    "jcdiag upload JCD-ABCD-EFGH-JKMN.7z --server https://intake.example.com --token-file T",
+    "jcdiag upload --pending", exit_codes=EXIT_CODES_HELP))
 @click.argument("bundles", nargs=-1, type=click.Path(dir_okay=False), metavar="[BUNDLE]...")
 @click.option("--pending", is_flag=True, help="Send every bundle waiting in the spool.")
 @click.option("--server", metavar="URL", envvar="JCDIAG_SERVER",
@@ -71,8 +57,6 @@ def upload(ctx, bundles, pending, server, token_file, case_id, as_json, chunk_si
     from .bundle import BundleError, read_header
     from .spool import SpoolError
     from .upload import Offer, deliver, send_pending, token_case
-    from .cli import _spool
-    from .cli_config import command_settings
 
     settings = command_settings(ctx, {"server": "server", "token_file": "token_file", "case": "case_id"},
                                 config_file=config_file, as_json=as_json)
@@ -143,7 +127,9 @@ def _print_uploads(results, spool_root: Path, pending: bool) -> None:
 # --------------------------------------------------------------------------- fetch
 
 
-@click.command()
+@click.command(short_help="Download a bundle by its ID and verify its SHA-256.", epilog=examples(
+    "jcdiag fetch JCD-ABCD-EFGH-JKMN --server https://intake.example.com --token-file engineer.token",
+    "jcdiag fetch JCD-ABCD-EFGH-JKMN --server URL --token-file F --case 12345 --to ./bundles"))
 @click.argument("bundle_id", metavar="BUNDLE_ID")
 @click.option("--server", required=True, metavar="URL", envvar="JCDIAG_SERVER", help="Intake base URL.")
 @click.option("--token-file", required=True, type=click.Path(dir_okay=False), metavar="F",
@@ -176,10 +162,40 @@ def fetch(bundle_id, server, token_file, case_id, to_dir, as_json):
     click.echo(f"Open it with: jcdiag open {got.path} --key SUPPORT.key.pem")
 
 
+@click.command(short_help="List a case's bundles on the intake (engineers).", epilog=examples(
+    "jcdiag bundles --server https://intake.example.com --token-file engineer.token --case 12345",
+    "jcdiag bundles --server URL --token-file F --json"))
+@click.option("--server", required=True, metavar="URL", envvar="JCDIAG_SERVER", help="Intake base URL.")
+@click.option("--token-file", required=True, type=click.Path(dir_okay=False), metavar="F",
+              envvar="JCDIAG_TOKEN_FILE", help="File whose first line is an engineer token.")
+@click.option("--case", "case_id", metavar="ID", help="Only this case's bundles (default: every case).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+def bundles(server, token_file, case_id, as_json):
+    """List the verified bundles the intake holds for a case, newest first.
+
+    Then `jcdiag fetch BUNDLE_ID` downloads one.
+    """
+    from .upload import UploadError, list_bundles
+
+    try:
+        found = list_bundles(server, _token(token_file), case_id)
+    except (UploadError, OSError) as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"case_id": case_id, "bundles": found, "exit_code": 0})
+        return
+    if not found:
+        click.echo(f"No bundles{f' for case {case_id}' if case_id else ''} on {server}.")
+        return
+    for b in found:
+        click.echo(printable(f"{b['bundle_id']}  case {b['case_id'] or '-'}  {b['size']} bytes  "
+                             f"uploaded {b['uploaded_at'] or '?'}  sha256 {b['sha256']}"))
+
+
 # --------------------------------------------------------------------------- intake
 
 
-@click.group(name="intake")
+@click.group(name="intake", short_help="Run the reference case-intake service; mint its tokens.")
 def intake_group():
     """Run the reference case-intake service (pip install 'jcdiag[intake]' for S3)."""
 
@@ -189,7 +205,9 @@ _DATA_OPTION = click.option("--data", "data_dir", type=click.Path(file_okay=Fals
                             help="Service folder: token secret, generated support keys, local storage.")
 
 
-@intake_group.command()
+@intake_group.command(epilog=examples(
+    "jcdiag intake serve", "jcdiag intake serve --port 8080 --data /srv/jcdiag-intake",
+    "jcdiag intake serve --recipient support.pub.pem --s3-endpoint https://s3.example.com --s3-bucket jcdiag"))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port, printed at start).")
@@ -274,14 +292,16 @@ def serve(host, port, data_dir, recipients, s3_endpoint, s3_bucket, max_size, ex
         _fail(exc, False)
 
 
-@intake_group.command()
+@intake_group.command(epilog=examples(
+    "jcdiag intake token --case 12345 > upload.token",
+    "jcdiag intake token --engineer --ttl 8h --data /srv/jcdiag-intake > engineer.token"))
 @click.option("--case", "case_id", metavar="ID", help="Issue an upload token for this case.")
 @click.option("--engineer", is_flag=True, help="Issue an engineer token (look up and download bundles).")
 @click.option("--ttl", metavar="DURATION", help="Lifetime (30m, 12h, 7d). Default: 7d, engineers 12h.")
 @_DATA_OPTION
 def token(case_id, engineer, ttl, data_dir):
     """Print a signed, expiring token: upload-only for one case, or engineer."""
-    from intake.tokens import TokenError, issue, load_or_create_secret, parse_duration
+    from intake.tokens import SECRET_NAME, TokenError, issue, load_or_create_secret, parse_duration
 
     if bool(case_id) == engineer:
         raise click.UsageError("give exactly one of --case ID or --engineer")
@@ -289,6 +309,9 @@ def token(case_id, engineer, ttl, data_dir):
         seconds = parse_duration(ttl or ("12h" if engineer else "7d"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--ttl")
+    if not (data_dir / SECRET_NAME).is_file():     # a new secret here would sign tokens no server knows
+        raise Fail(f"{data_dir} holds no intake data (no {SECRET_NAME}): run `jcdiag intake serve --data "
+                   f"{data_dir}` first, or pass --data with the running intake's folder")
     try:
         secret = load_or_create_secret(data_dir)
     except (TokenError, OSError) as exc:

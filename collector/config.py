@@ -73,8 +73,7 @@ class _Bad(ValueError):
 # --------------------------------------------------------------------------- value parsers
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SECONDS_ONLY = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 
 
 def _shown(value: Any) -> str:
@@ -99,15 +98,19 @@ def parse_size(value: Any) -> int:
 
 
 def parse_duration(value: Any) -> float:
-    """``14d``, ``90m``, ``2h``, ``30s``, ``1w`` or a plain number of seconds."""
+    """``14d``, ``90m``, ``2h30m``, ``30s``, ``1w`` or a plain number of seconds."""
     if isinstance(value, bool):
         raise _Bad(f"{_shown(value)} is not a duration (use e.g. 30m, 2h, 14d)")
     if isinstance(value, (int, float)) and value >= 0:
         return float(value)
-    m = _DURATION.match(value) if isinstance(value, str) else None
-    if not m:
+    from .logtime import duration_seconds      # the one duration grammar (2h, 2h30m, 1d12h)
+
+    if isinstance(value, str) and _SECONDS_ONLY.match(value):
+        return float(value)
+    seconds = duration_seconds(value) if isinstance(value, str) else None
+    if seconds is None:
         raise _Bad(f"{_shown(value)} is not a duration (use e.g. 30m, 2h, 14d)")
-    return float(m.group(1)) * _SECONDS[m.group(2).lower()]
+    return seconds
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -456,6 +456,9 @@ def _agent_findings(platform, agent) -> list[Finding]:
     return out
 
 
+_PANIC = re.compile(r"(?:^|[\s\]])panic: ")     # how the Go runtime starts a crash report
+
+
 def _log_findings(stats: LogStats, now: datetime) -> list[Finding]:
     out = []
     if stats.last_timestamp is not None and stats.last_timestamp < now - SILENT_AFTER:
@@ -466,6 +469,14 @@ def _log_findings(stats: LogStats, now: datetime) -> list[Finding]:
                            "A healthy agent logs every few minutes: check that its service runs and "
                            "restart it; a full disk or an unwritable log file also stops logging."))
     top = stats.top_errors()
+    panics = [e for e in top if _PANIC.search(e["message"])]
+    if panics:
+        out.append(Finding("agent-panic", "error", "The agent crashed (Go panic) in jcagent.log",
+                           "\n".join(f"{e['count']}x {e['message']} (last {e['last_seen'] or 'unknown'})"
+                                      for e in panics[:3]),
+                           "A panic stops the agent until its service restarts it: update the agent to "
+                           "the newest version and, if it happens again, send this bundle to support "
+                           "(the lines after the panic in jcagent.log show where it failed)."))
     if top:
         recent = stats.newest_error is not None and stats.newest_error >= now - RECENT
         lines = [f"{e['count']}x {e['message']} (first {e['first_seen'] or 'unknown'}, "

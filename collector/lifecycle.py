@@ -35,8 +35,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Optional
 
 from platforms.base import OSInfo, PatchLevel
@@ -49,7 +47,6 @@ WORST_FIRST = ("eol", "unpatched", "unknown")
 UPDATE_MAX_AGE_DAYS = 35      # older last successful update: unpatched
 DATA_MAX_AGE_DAYS = 180       # older lifecycle data: unknown
 EOL_SOON_DAYS = 90            # a supported OS this close to EOL gets a "plan it" reason
-TABLE_SCHEMA = 1
 
 # os-release ID (and jcdiag's ids for macOS / Windows) -> endoflife.date product.
 PRODUCT_BY_ID = {
@@ -133,6 +130,7 @@ class Verdict:
     extended_support: dict[str, Any] = field(
         default_factory=lambda: {"available": False, "until": None, "name": None})
     latest_known: str = ""
+    installed: str = ""                # the installed (point) release, beside latest_known
     reasons: list[str] = field(default_factory=list)
     data_date: Optional[date] = None
     as_of: Optional[date] = None
@@ -146,7 +144,7 @@ class Verdict:
             "product": self.product, "cycle": self.cycle,
             "label": self.label, "eol_date": _iso(self.eol_date), "days_to_eol": self.days_to_eol,
             "extended_support": {**self.extended_support, "until": _iso(until)},
-            "latest_known": self.latest_known, "reasons": list(self.reasons),
+            "latest_known": self.latest_known, "installed": self.installed, "reasons": list(self.reasons),
             "data_date": _iso(self.data_date), "as_of": _iso(self.as_of),
         }
 
@@ -168,16 +166,12 @@ class _NoMatch(Exception):
 # --------------------------------------------------------------------------- table
 
 
-@lru_cache(maxsize=1)
 def load_table() -> dict[str, Any]:
-    """The bundled lifecycle table (read once per process; do not mutate it)."""
-    ref = resources.files("collector.data").joinpath("lifecycle.json")
-    with ref.open("r", encoding="utf-8") as fh:
-        table = json.load(fh)
-    if table.get("schema") != TABLE_SCHEMA:
-        raise ValueError(f"lifecycle.json has schema {table.get('schema')!r}, this jcdiag reads "
-                         f"{TABLE_SCHEMA}: rebuild it with scripts/build_lifecycle.py")
-    return table
+    """The table to judge with: the copy ``jcdiag lifecycle update`` stored on this machine
+    (validated on every change) when its data is newer than the bundled one, else the
+    bundled one (:mod:`collector.lifecycle_data`).  Do not mutate it."""
+    from .lifecycle_data import effective_table
+    return effective_table()
 
 
 # --------------------------------------------------------------------------- verdict
@@ -189,7 +183,8 @@ def verdict(os_info: OSInfo, patch: PatchLevel, as_of: date,
     table = table if table is not None else load_table()
     as_of = _as_date(as_of)
     data_date = date.fromisoformat(table["data_date"])
-    result = Verdict(status="supported", data_date=data_date, as_of=as_of)
+    result = Verdict(status="supported", data_date=data_date, as_of=as_of,
+                     installed=_installed(os_info, patch))
     release: list[tuple[str, str]] = []           # (release state it argues for, reason)
     patch_found: list[tuple[str, str]] = []       # (patch state it argues for, reason)
 
@@ -225,6 +220,14 @@ def verdict(os_info: OSInfo, patch: PatchLevel, as_of: date,
                                                if r not in result.release_reasons]
     result.status = summary_status(result.release, result.patch)
     return result
+
+
+def _installed(os_info: OSInfo, patch: PatchLevel) -> str:
+    """The installed release as precisely as the OS says it (Debian 12.11, macOS 14.4.1,
+    Windows build.UBR), to show beside the newest the data knows."""
+    if os_info.id in ("windows", "windows-server") and os_info.build:
+        return f"{os_info.build}.{patch.ubr}" if patch.ubr is not None else os_info.build
+    return os_info.point_release or os_info.version_id
 
 
 def summary_status(release: str, patch: str) -> str:
@@ -300,7 +303,7 @@ def _point_release_findings(os_info: OSInfo, patch: PatchLevel,
     "14.8.9") -- only where the OS's version carries the point release."""
     if match.product in ("windows", "windows-server"):
         return _windows_build_findings(os_info, patch, match)
-    running = _numeric(os_info.version_id)
+    running = _numeric(os_info.point_release or os_info.version_id)
     latest = _numeric(match.cycle.get("latest", ""))
     cycle_parts = len(match.cycle["cycle"].split("."))
     if running is None or latest is None or len(running) <= cycle_parts:
@@ -309,7 +312,7 @@ def _point_release_findings(os_info: OSInfo, patch: PatchLevel,
     if _pad(running, width) >= _pad(latest, width):
         return []
     hint = UPDATE_HINTS.get(match.product, "the system's updater")
-    return [("behind", f"{match.cycle['label']} is at {os_info.version_id}, behind the newest "
+    return [("behind", f"{match.cycle['label']} is at {os_info.point_release or os_info.version_id}, behind the newest "
                           f"release {match.cycle['latest']}: install the updates ({hint}).")]
 
 

@@ -20,24 +20,41 @@ _SYSLOG = re.compile(
     rb"^(?:\[)?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})")
 _MONTHS = {m: i + 1 for i, m in enumerate(
     [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"])}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[smhdw]\s*)+$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_WHEN_EXAMPLES = "use e.g. 2026-11-01, 2026-11-01T08:00, 2h, 2h30m, 3d or 1d12h"
+
+
+def duration_seconds(text: str) -> Optional[float]:
+    """``2h``, ``2h30m``, ``1d12h``, ``1w2d`` in seconds; None when ``text`` is not a duration.
+
+    The one duration grammar of the command line and the config files."""
+    if not isinstance(text, str) or len(text) > 64 or not _DURATION.match(text):
+        return None
+    return sum(float(n) * _SECONDS[unit.lower()] for n, unit in _DURATION_PART.findall(text))
 
 
 def parse_when(text: str, now: Optional[datetime] = None) -> datetime:
-    """WHEN of the command line: an ISO date/time or a duration back from now (``2h``, ``3d``).
+    """WHEN of the command line: an ISO date/time or a duration back from now (``2h``, ``2h30m``).
 
     Returns a naive local datetime (log timestamps without a zone are local time).
     """
     now = now or datetime.now()
-    m = _DURATION.match(text)
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
+    seconds = duration_seconds(text)
+    if seconds is not None:
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
+    stripped = text.strip()
+    if stripped[:1] in "-+" and duration_seconds(stripped[1:]) is not None:
+        raise ValueError(f"{text!r}: a duration already counts back from now; write {stripped[1:]}, "
+                         f"not {stripped}")
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not a date/time or duration: use e.g. 2026-11-01, "
-                         "2026-11-01T08:00, 2h, 3d or 1w") from None
+        raise ValueError(f"{text!r} is not a date/time or duration: {_WHEN_EXAMPLES}") from None
     return _local_naive(value)
 
 

@@ -91,7 +91,9 @@ class CollectResult:
             "lifecycle": {key: life.get(key, default) for key, default in (
                 ("status", "unknown"), ("release", "unknown"), ("patch", "unknown"),
                 ("release_reasons", []), ("patch_reasons", []), ("reasons", []),
-                ("label", ""), ("eol_date", None), ("days_to_eol", None))},
+                ("label", ""), ("eol_date", None), ("days_to_eol", None), ("installed", ""),
+                ("latest_known", ""))},
+            "findings": list(self.summary.get("findings") or []),
             "collection": counts,
             "failed_collectors": counts["failed"],
             "redactions": self.redactions,
@@ -340,12 +342,24 @@ def _prepare_server(opts: CollectOptions, warnings: list[str]):
             _spool_of(opts).save_keys(opts.server, info.recipients)
         except Exception as exc:  # noqa: BLE001 - a cache that cannot be written costs nothing now
             warnings.append(f"could not cache the server's keys in the spool folder ({exc})")
+    if info.is_intake and opts.upload:
+        _refresh_lifecycle(info.api_url, opts, warnings)
     if not opts.recipients and not opts.password:
         opts.recipients = _load_keys(info.recipients, opts.server)
         if not opts.recipients and opts.review is None:
             raise CollectError(f"{opts.server} publishes no support keys: give --recipient PEM or "
                                "--password-file F")
     return info, None
+
+
+def _refresh_lifecycle(api_url: str, opts: CollectOptions, warnings: list[str]) -> None:
+    """The intake's vetted lifecycle table, stored when newer, so this run judges with it;
+    a failure is a warning (the verdict says when the data in use is stale)."""
+    from .lifecycle_update import pull_from_intake
+
+    problem = pull_from_intake(api_url, verify=opts.ca_bundle or True)
+    if problem:
+        warnings.append(problem)
 
 
 def _spool_of(opts: CollectOptions):

@@ -30,6 +30,26 @@ def axes_line(life: dict[str, Any]) -> str:
     return f"  Release: {release}   Patch: {life.get('patch') or 'n/a'}"
 
 
+def installed_line(life: dict[str, Any]) -> str:
+    """``  Installed: 12.11   Newest known: 12.15`` (empty when neither is known)."""
+    installed, latest = life.get("installed"), life.get("latest_known")
+    if not installed and not latest:
+        return ""
+    return f"  Installed: {installed or 'unknown'}   Newest known: {latest or 'unknown'}"
+
+
+def findings_lines(findings: list[dict[str, Any]]) -> list[str]:
+    """Health findings for people, in their order (errors first), each with evidence and fix."""
+    lines = []
+    for f in findings:
+        lines.append(f"  [{str(f.get('severity', '?')).upper()}] {f.get('title', '')}")
+        if f.get("evidence"):
+            lines.append(f"      evidence: {f['evidence']}")
+        if f.get("remediation"):
+            lines.append(f"      fix: {f['remediation']}")
+    return lines or ["  none"]
+
+
 def collection_counts(artifacts: list[Artifact]) -> dict[str, Any]:
     """Totals and the failing collectors with their reasons, for summaries and --json."""
     counts = {"collected": 0, "skipped": 0, "absent": 0, "failed": 0}
@@ -84,6 +104,8 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
     if life:
         add(_VERDICT_WORDS.get(life.get("status"), str(life.get("status")).upper()))
         add(axes_line(life))
+        if installed_line(life):
+            add(installed_line(life))
         product = life.get("label") or " ".join(str(x) for x in (life.get("product"), life.get("cycle")) if x)
         if product:
             add(f"  Product: {product}   EOL: {life.get('eol_date') or 'n/a'}"
@@ -95,14 +117,8 @@ def render_text(summary: dict[str, Any], report: Optional[dict] = None) -> str:
     add("")
     findings = summary.get("findings") or []
     add(f"Health findings ({len(findings)})")
-    for f in findings:
-        add(f"  [{f.get('severity', '?').upper()}] {f.get('title', '')}")
-        if f.get("evidence"):
-            add(f"      evidence: {f['evidence']}")
-        if f.get("remediation"):
-            add(f"      fix: {f['remediation']}")
-    if not findings:
-        add("  none")
+    for line in findings_lines(findings):
+        add(line)
     add("")
     os_info = summary.get("os", {})
     add("System")

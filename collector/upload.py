@@ -202,9 +202,12 @@ class TusClient:
     """One session's tus requests: each answers a :class:`_Reply` or raises :class:`UploadError`."""
 
     def __init__(self, token: Optional[str], ca_bundle: Optional[str] = None,
-                 session: Optional[requests.Session] = None, auth_origin: Optional[str] = None):
+                 session: Optional[requests.Session] = None, auth_origin: Optional[str] = None,
+                 engineer: bool = False):
         """``auth_origin``: the only origin (``--server``'s) that ever receives the token;
-        jcdiag always sets it, so a Location naming another host never gets it."""
+        jcdiag always sets it, so a Location naming another host never gets it.
+        ``engineer``: the token is an engineer's (fetch, bundles): refusals say so."""
+        self.engineer = engineer
         _quiet_urllib3()
         self.session = session or requests.Session()
         # passed on every request too: requests lets REQUESTS_CA_BUNDLE override a session's verify
@@ -256,15 +259,12 @@ class TusClient:
             raise UploadError(f"the server redirected {what} to {target}; jcdiag does not follow "
                               "redirects for uploads: give that address as --server", final=True,
                               status=status)
-        if status == 401:
-            raise UploadError(f"the server refused the token (401){said}. Ask support for a new upload "
-                              "token for this case and pass it with --token-file", final=True, status=status)
         if status == 403 and _json_or_empty(reply).get("already_uploaded") is True:
             # the intake answers a finished bundle ID with 403 (tus clients retry 409, not 403)
             raise AlreadyUploaded(reply.message(), _json_or_empty(reply).get("sha256"))
-        if status == 403:
-            raise UploadError(f"not allowed (403){said}. Check that --case matches the case the token "
-                              "was issued for", final=True, status=status)
+        if status in (401, 403):
+            raise UploadError(f"{'the server refused the token' if status == 401 else 'not allowed'} "
+                              f"({status}){said}{self._token_hint(status, said)}", final=True, status=status)
         if status in (404, 410):
             raise UploadError(f"{what}: {url} is {'gone' if status == 410 else 'not found'} ({status})"
                               f"{said}", final=True, status=status)
@@ -359,6 +359,18 @@ class TusClient:
     def terminate(self, url: str) -> None:
         """Cancel an unfinished upload (tus termination)."""
         self.check(self.request("DELETE", url), url, "cancelling the upload")
+
+    def _token_hint(self, status: int, said: str) -> str:
+        """What to do about a refused token, once: only how to pass it when the server already
+        said what to ask for, and only flags the command has (``--token-file``; ``--case`` for uploads)."""
+        if "new token" in said.lower() or "intake token" in said.lower():
+            return ". Pass it with --token-file"          # the server said what to ask for: not twice
+        if self.engineer:
+            return (". Ask for an engineer token (jcdiag intake token --engineer) and pass it with "
+                    "--token-file")
+        if status == 401:
+            return ". Ask support for a new upload token for this case and pass it with --token-file"
+        return ". Check that --case matches the case the token was issued for"
 
     def api_get(self, url: str, what: str) -> dict:
         reply = self.check(self.request("GET", url, tus=False, timeout=PREFLIGHT_TIMEOUT), url, what)
@@ -736,7 +748,7 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
         bundle_id = normalize(bundle_id)
     except ValueError as exc:
         raise UploadError(str(exc), final=True) from None
-    client = TusClient(token, ca_bundle, session, auth_origin=server)
+    client = TusClient(token, ca_bundle, session, auth_origin=server, engineer=True)
     base = server if server.endswith("/") else server + "/"
     record = _retrying(lambda: _bundle_record(client, base, bundle_id, case_id), lambda: 0, retry,
                        lambda exc: str(exc))
@@ -777,6 +789,38 @@ def fetch_bundle(server: str, token: str, bundle_id: str, to_dir: Path | str,
     os.replace(partial, target)
     return Fetched(bundle_id, target, expected, size, record.get("case_id"), resumed_from=resumed_from,
                    attempts=attempts)
+
+
+def list_bundles(server: str, token: Optional[str], case_id: Optional[str] = None,
+                 ca_bundle: Optional[str] = None, session: Optional[requests.Session] = None) -> list[dict]:
+    """``jcdiag bundles``: the intake's finished bundles of ``case_id`` (every case when None),
+    newest upload first.  Each record passes the shared validator before it names anything;
+    a record that does not is left out.  Raises :class:`UploadError`."""
+    client = TusClient(token, ca_bundle, session, auth_origin=server, engineer=True)
+    base = server if server.endswith("/") else server + "/"
+    query = f"?case={requests.utils.quote(case_id, safe='')}" if case_id else ""
+    data = client.api_get(urljoin(base, "api/v1/bundles") + query, "listing the bundles")
+    items = data.get("bundles") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise UploadError(f"{_origin(base)} did not answer a list of bundles: is it a jcdiag intake?",
+                          final=True)
+    listed = [r for r in map(_listed, items[:100_000]) if r is not None]
+    return sorted(listed, key=lambda r: r["uploaded_at"], reverse=True)
+
+
+def _listed(record: Any) -> Optional[dict]:
+    """The fields ``bundles`` shows of one record, checked, or None for a record that is not usable."""
+    from .ids import normalize
+
+    try:
+        bundle_id = normalize(record["bundle_id"])
+        record = check_record(record, bundle_id)
+    except (ValueError, TypeError, KeyError, AttributeError, HeaderError):
+        return None
+    uploaded = record.get("uploaded_at")
+    return {"bundle_id": bundle_id, "case_id": record.get("case_id"), "size": record["size"],
+            "sha256": record["sha256"],
+            "uploaded_at": uploaded if isinstance(uploaded, str) and len(uploaded) <= 40 else ""}
 
 
 def _retrying(step: Callable[[], Any], progress: Callable[[], int], retry: RetryPolicy,

@@ -8,6 +8,7 @@ Routes::
     PATCH   /files/<id>                   one chunk, Upload-Checksum checked
     DELETE  /files/<id>                   cancel an unfinished upload
     GET     /api/v1/recipients            the support public keys collectors seal to (public)
+    GET     /api/v1/lifecycle             the lifecycle table collectors refresh theirs from (public)
     GET     /api/v1/token/check?case=ID   pre-flight: is this token good for this case
     GET     /api/v1/bundles[?case=ID]     finished, verified bundles      (engineer token)
     GET     /api/v1/bundles/<id>[?case=C] one bundle's record; 409 with "matches" when the ID
@@ -47,7 +48,7 @@ from starlette.routing import Route
 from collector.ids import normalize
 
 from . import logs
-from .server import Intake, IntakeConfig, config_from_env
+from .server import Intake, IntakeConfig, config_from_env, lifecycle_table
 from .storage import READ_CHUNK, StorageError, StorageFull
 from .tokens import TokenError
 from .tus import (CHECKSUMS, EXTENSIONS, TUS_VERSION, VERIFIED_HEADER, ClientGone, HttpError,
@@ -403,6 +404,12 @@ async def recipients(request: Request, intake: Intake) -> Response:
 
 
 @endpoint()
+async def lifecycle(request: Request, intake: Intake) -> Response:
+    table = await run_in_threadpool(lifecycle_table, intake.config.data_dir)
+    return Response(table, 200, {"Cache-Control": "no-store"}, media_type="application/json")
+
+
+@endpoint()
 async def token_check(request: Request, intake: Intake) -> Response:
     claims = _claims(request, intake)
     if request.query_params.get("scope", "upload") == "engineer":
@@ -560,6 +567,7 @@ def routes() -> list[Route]:
         Route("/files/", files_root, methods=ANY),
         Route("/files/{uid}", files_one, methods=ANY),
         Route("/api/v1/recipients", recipients, methods=READ),
+        Route("/api/v1/lifecycle", lifecycle, methods=READ),
         Route("/api/v1/token/check", token_check, methods=READ),
         Route("/api/v1/stats", stats, methods=READ),
         Route("/api/v1/bundles", bundles, methods=READ),

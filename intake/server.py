@@ -145,6 +145,20 @@ def publishable_recipients(data_dir: Path, given: list[Path]) -> list[dict]:
     return published
 
 
+def lifecycle_table(data_dir: Path) -> bytes:
+    """``GET /api/v1/lifecycle`` (no token: public data): the lifecycle table collectors refresh
+    theirs from, in jcdiag's own format.  The newest valid one of: the support team's vetted
+    copy ``<data>/lifecycle.json`` (e.g. ``JCDIAG_LIFECYCLE_FILE=<data>/lifecycle.json jcdiag
+    lifecycle update``), the copy stored on this machine, the one bundled with jcdiag."""
+    from collector.lifecycle_data import effective_table, render, stored_table
+
+    table = effective_table()
+    vetted = stored_table(data_dir / "lifecycle.json")
+    if vetted is not None and vetted["data_date"] > table["data_date"]:
+        table = vetted
+    return render(table).encode("utf-8")
+
+
 class StrictH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline for the request head.
 

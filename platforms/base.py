@@ -218,6 +218,7 @@ class OSInfo:
     arch: str = ""              # x86_64, arm64, AMD64
     hostname: str = ""
     source: str = ""            # where the facts came from, for the engineer
+    point_release: str = ""     # where the OS says it apart from version_id: Debian "12.11"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

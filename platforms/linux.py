@@ -222,6 +222,10 @@ class Linux(Platform):
             codename=release.get("VERSION_CODENAME") or release.get("UBUNTU_CODENAME", ""),
             source=source,
         )
+        if info.id == "debian":        # os-release says "12"; the point release is in debian_version
+            point = self._first_line("/etc/debian_version")
+            if re.fullmatch(r"\d{1,3}\.\d{1,3}", point) and point.startswith(info.version_id + "."):
+                info.point_release = point
         if self.live:
             info.kernel, info.arch, info.hostname = _live_identity()
         else:

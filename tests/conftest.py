@@ -24,6 +24,7 @@ def pytest_configure(config):
     # spool (and run lock) of this test session, never the machine's /var/lib/jcdiag.
     os.environ["JCDIAG_SPOOL"] = os.path.join(_SESSION_STATE, "spool")
     os.environ["JCDIAG_LOCK_FILE"] = os.path.join(_SESSION_STATE, "jcdiag.lock")
+    os.environ["JCDIAG_LIFECYCLE_FILE"] = os.path.join(_SESSION_STATE, "lifecycle.json")
 
 
 def pytest_unconfigure(config):
@@ -32,7 +33,8 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(autouse=True)
 def private_spool(tmp_path, monkeypatch):
-    """Every test gets its own spool and its own run lock: tests never touch /var/lib/jcdiag,
+    """Every test gets its own spool, run lock and stored lifecycle table: tests never touch /var/lib/jcdiag,
     and two test runs on one machine never contend for the lock."""
     monkeypatch.setenv("JCDIAG_SPOOL", str(tmp_path / "jcdiag-state" / "spool"))
     monkeypatch.setenv("JCDIAG_LOCK_FILE", str(tmp_path / "jcdiag-state" / "jcdiag.lock"))
+    monkeypatch.setenv("JCDIAG_LIFECYCLE_FILE", str(tmp_path / "jcdiag-state" / "lifecycle.json"))

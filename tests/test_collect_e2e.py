@@ -103,8 +103,8 @@ def test_output_directory_that_is_not_writable(tmp_path, keys):
     blocker.write_text("x")
     r = jcdiag("collect", "--root", str(root), "--platform", "linux", "--recipient", str(keys[1]),
                "--output", str(blocker / "sub"), "--yes")
-    assert r.returncode == 1
-    assert "not writable" in r.stderr and "--output" in r.stderr
+    assert r.returncode == 2                    # a usage error, found before any collecting
+    assert "cannot be created" in r.stderr and "--output" in r.stderr
 
 
 def test_disk_full_while_compressing_is_one_line_exit_1_and_leaves_nothing(tmp_path, keys, monkeypatch):

@@ -556,13 +556,14 @@ def test_missing_damaged_and_symlinked_certificates(tmp_path):
     assert ids(cert_findings(platform)) == ["agent-cert-unchecked"]
     (tmp_path / "opt/jc/client.crt").write_bytes(b"\0" * (health.CERT_MAX_BYTES + 1))
     assert "larger than" in cert_findings(platform)[0].evidence
-    # a final symlink is never followed out of the examined tree
+    # a final symlink is never followed out of the examined tree: an absolute target means
+    # the image's own path, where nothing is (this machine's file is never read)
     outside = tmp_path.parent / f"{tmp_path.name}-outside.crt"
     outside.write_bytes(make_cert(-1))
     (tmp_path / "opt/jc/client.crt").unlink()
     (tmp_path / "opt/jc/client.crt").symlink_to(outside)
     mac = MacOS(tmp_path, live=False)
-    assert ids(cert_findings(mac)) == ["agent-cert-unchecked"]
+    assert ids(cert_findings(mac)) == ["agent-cert-missing"]
 
 
 def test_jcagent_conf(tmp_path):

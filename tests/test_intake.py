@@ -121,6 +121,11 @@ def test_a_ticketing_system_mints_tokens_with_any_jwt_library_and_tricks_are_ref
 
 
 def test_token_command_prints_only_the_token(tmp_path):
+    # a folder without intake data: no new secret the server would not know, one line, exit 1
+    r = jcdiag("intake", "token", "--case", "42", "--data", tmp_path / "d")
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert "run `jcdiag intake serve --data" in r.stderr and not (tmp_path / "d").exists()
+    load_or_create_secret(tmp_path / "d")          # what `intake serve --data d` makes on first start
     r = jcdiag("intake", "token", "--case", "42", "--ttl", "2h", "--data", tmp_path / "d")
     assert r.returncode == 0 and r.stdout.count("\n") == 1 and r.stdout.startswith("eyJ")
     claims = verify(load_or_create_secret(tmp_path / "d"), r.stdout.strip())
@@ -245,6 +250,7 @@ def test_creation_rules(service):
 
 
 def test_wrong_token_is_refused_on_both_sides(intake, engineer, case_a_bundle, tmp_path, spool_env):
+    load_or_create_secret(tmp_path / "elsewhere")          # another intake's data folder
     stranger = Intake(tmp_path / "elsewhere").token_file(tmp_path / "t", "--case", "A-1")
     r = jcdiag("upload", case_a_bundle["path"], "--server", intake.url, "--token-file", stranger,
                env=spool_env)

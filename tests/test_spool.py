@@ -147,6 +147,8 @@ def test_intake_down_then_pending_finishes_it(tmp_path, keypair):
     data = tmp_path / "intake"
     intake = Intake(data)
     bundle = make_bundle(tmp_path / "b", keypair[1], case="00123")
+    from intake.tokens import load_or_create_secret
+    load_or_create_secret(data)                # the intake ran here before (intake token needs its data)
     token = intake.token_file(tmp_path / "tok", "--case", "00123")        # the intake is not running
     env = {"JCDIAG_SPOOL": str(tmp_path / "spool")}
     r = jcdiag("upload", bundle["path"], "--server", intake.url, "--token-file", token, "--json",
