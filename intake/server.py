@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
@@ -259,6 +260,22 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass                                                 # not glibc: nothing to cap
 
 
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """The listening socket, bound here so a busy port is an OSError the command reports in one
+    line (uvicorn would log it and exit 3, which is jcdiag's "collectors failed")."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)                    # connections queue from the announcement on
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)                  # --workers children serve it too
+    return sock
+
+
 def prepare(config: IntakeConfig) -> Intake:
     """Everything that must exist once before workers start (secret, key pair, storage check)."""
     return Intake(config)
@@ -288,8 +305,7 @@ def serve(config: IntakeConfig, announce: Optional[Callable[[str], None]] = None
     if config.tls_cert:                         # bad TLS files fail here, before binding
         import ssl
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.tls_cert, config.tls_key)
-    sock = uv.bind_socket()
-    sock.listen(config.backlog)                 # connections queue from the announcement on
+    sock = listen(config.host, config.port, config.backlog)
     host, port = sock.getsockname()[:2]
     scheme = "https" if config.tls_cert else "http"
     announce(f"jcdiag intake listening on {scheme}://{host}:{port}/ (tus /files/, API /api/v1/; "

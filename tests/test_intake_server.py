@@ -526,3 +526,14 @@ def _password(tmp_path: Path) -> Path:
 def _env(tmp_path: Path) -> dict:
     import os
     return {**os.environ, "JCDIAG_SPOOL": str(tmp_path / "spool")}
+
+
+def test_a_busy_port_is_one_line_and_exit_1(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = subprocess.run([sys.executable, "-m", "collector", "intake", "serve", "--port",
+                            str(busy.getsockname()[1]), "--data", str(tmp_path / "d")],
+                           capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "cannot listen on 127.0.0.1" in r.stderr and "choose another --port" in r.stderr
+    assert "Traceback" not in r.stderr
