@@ -7,12 +7,14 @@ its own default retry rules (it retries network errors, 5xx, 409 and 423).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from intake.tokens import issue
 from tests.transfer_kit import REPO, FaultProxy, Intake, make_bundle
 
 HERE = REPO / "tests" / "tusjs"
@@ -73,7 +75,8 @@ def test_tus_js_client_hears_quota_and_bad_token_once(tmp_path):
         token = service.token("--case", "JS-3")
         big = tusjs(service.url + "/files/", token, bundle)
         assert not big["ok"] and big["status"] == 413
-        wrong = tusjs(service.url + "/files/", Intake(tmp_path / "other").token("--case", "JS-3"), bundle)
+        stranger = issue(os.urandom(32), "upload", "JS-3", 600)          # signed by another secret
+        wrong = tusjs(service.url + "/files/", stranger, bundle)
         assert not wrong["ok"] and wrong["status"] == 401
         assert posts(service, "JS-3") == 1                         # the 401 names no case; no retry of 413
         assert sum(1 for line in service.log_lines() if line.get("status") == 401) == 1
