@@ -336,8 +336,8 @@ class LogStats:
             fast, slow = list(range(len(raws))), []            # the usual block: one layout
         else:
             fast = [i for i in compress(range(len(raws)), map(eq, layouts, repeat(main))) if i not in odd]
-            slow = [i for i in compress(range(len(raws)), map(ne, layouts, repeat(main)))
-                    if codes[i][0] is not None or layouts[i] is not None] + sorted(odd)
+            slow = sorted(odd.union(i for i in compress(range(len(raws)), map(ne, layouts, repeat(main)))
+                                    if codes[i][0] is not None or layouts[i] is not None))
             # maybe errors: another layout's date may be no date, and "odd" shapes misread
         # the fast lines: dates valid (else their keys would differ), then error lines only
         at = main[0] if main is not None else 0
