@@ -28,6 +28,8 @@ HEADER_NAME = "bundle.json"
 #: What the public header says of the payload's compression (see collector.sevenzip).
 COMPRESSION = "LZMA2 (fast, 256 KiB dictionary; already-compressed data stored)"
 _HASH_CHUNK = 1024 * 1024
+MAX_ARCHIVE_ENTRIES = 100_000            # entries of a payload that `open` extracts
+MAX_ARCHIVE_HEADER = 64 * 1024 * 1024    # decoded 7z header: 100,000 names and their sizes
 
 
 class BundleError(Exception):
@@ -117,9 +119,18 @@ def seal(payload: Path, out_dir: Path, bundle_id: str, header: dict, work_dir: P
 
 def _py7zr():
     """py7zr, imported when a bundle is read: writing never needs it, and it costs a
-    collect some 15 MB of memory and 0.15 s of start-up."""
+    collect some 15 MB of memory and 0.15 s of start-up.
+
+    Its parser limits are lowered to what a bundle can hold: py7zr allows 8 million
+    entries (a 5 KB header listing them took 70 s and 3 GB to refuse); a bundle's
+    payload holds at most :data:`MAX_ARCHIVE_ENTRIES`."""
     import py7zr
+    import py7zr.archiveinfo
     import py7zr.io
+    info = py7zr.archiveinfo
+    info.MAX_NUMFILES = min(info.MAX_NUMFILES, MAX_ARCHIVE_ENTRIES)
+    info.MAX_SUBSTREAMS = min(info.MAX_SUBSTREAMS, MAX_ARCHIVE_ENTRIES)
+    info.MAX_HEADER_SIZE = min(info.MAX_HEADER_SIZE, MAX_ARCHIVE_HEADER)
     return py7zr
 
 

@@ -81,6 +81,8 @@ class Folder:
     def child(self, name: str, owners: Optional[frozenset[int]] = None) -> "Folder":
         """The sub-folder ``name``, never through a link; Refused when it is one, or when
         ``owners`` is given and the folder belongs to nobody in it."""
+        if name in ("", ".", "..") or "/" in name or "\0" in name or os.sep in name:
+            raise Refused(f"{self.path}: {name!r} is not a folder name: not followed")
         target, dir_fd = self.at(name)
         if dir_fd is None:
             st = os.lstat(target)

@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 import zlib
@@ -41,6 +42,7 @@ CHUNK = 1024 * 1024
 MIN_USEFUL = 4096          # a remaining bundle budget smaller than this is not worth a fragment
 STRUCTURED_LIMIT = 8 * 1024 * 1024
 GZIP_EXPANSION = 20        # a rotated .gz is decompressed up to this many times --max-file-size
+GZIP_MEMBERS = 10000       # members of one .gz (logrotate writes one; concatenation a few)
 MiB = 1024 * 1024
 
 # The never-collect list (agent-footprint.md): agent identity and credential drops.
@@ -417,6 +419,8 @@ class Gatherer:
             for part in rel[:-1]:
                 folder = folder.child(part, _owners(top.owner))
                 opened.append(folder)
+            if rel[-1] in ("", ".", "..") or "/" in rel[-1]:
+                raise Refused(f"{rel[-1]!r} is not a file name")
             _require_regular(folder.lstat(rel[-1]))
             return _open_regular(*folder.at(rel[-1]))
         except Refused as exc:
@@ -705,48 +709,61 @@ def _read_upto(fh, limit: int) -> Iterator[bytes]:
 
 
 class _Gunzip:
-    """The decompressed bytes of a gzip stream (every member), bounded both ways.
+    """The decompressed bytes of a gzip stream (every member), bounded every way.
 
     ``gzip.GzipFile`` reads without limit and skips zero padding between members one
     byte at a time (a tiny file with a sparse terabyte of zeros spins for days), so
     members and padding are handled here on zlib directly: at most ``max_in`` bytes are
-    read and ``max_out`` produced; ``stopped`` then says which bound ended it.
+    read, ``max_out`` produced and :data:`GZIP_MEMBERS` members started; ``stopped``
+    then says which bound ended it.  Input is fed in slices at a moving offset, never
+    re-joined, so a file of many tiny members costs linear time.
     """
+
+    SLICE = 64 * 1024
 
     def __init__(self, fh, max_in: int, max_out: int):
         self.fh, self.max_in, self.max_out = fh, max_in, max_out
         self.stopped = ""
 
     def __iter__(self) -> Iterator[bytes]:
-        read = produced = 0
+        read = produced = members = pos = 0
+        buf = b""
         inflater = None
-        pending = b""
         while True:
-            if not pending:
+            if pos >= len(buf):
                 if read >= self.max_in:
                     self.stopped = f"{read} compressed bytes read"
                     return
-                pending = self.fh.read(min(CHUNK, self.max_in - read))
-                read += len(pending)
-                if not pending:
+                buf, pos = self.fh.read(min(CHUNK, self.max_in - read)), 0
+                read += len(buf)
+                if not buf:
                     if inflater is not None and not inflater.eof:
                         raise EOFError("compressed file ended before the end-of-stream marker")
                     return
             if inflater is None:
-                pending = pending.lstrip(b"\0")            # padding between members
-                if not pending:
+                start = _NON_ZERO.search(buf, pos)        # zero padding between members
+                if start is None:
+                    pos = len(buf)
                     continue
+                pos, members = start.start(), members + 1
+                if members > GZIP_MEMBERS:
+                    self.stopped = f"{GZIP_MEMBERS} gzip members"
+                    return
                 inflater = zlib.decompressobj(wbits=31)
-            out = inflater.decompress(pending, CHUNK)
-            pending = inflater.unconsumed_tail
+            piece = memoryview(buf)[pos:pos + self.SLICE]
+            out = inflater.decompress(piece, CHUNK)
+            pos += len(piece) - len(inflater.unconsumed_tail) - len(inflater.unused_data)
             if inflater.eof:
-                pending, inflater = inflater.unused_data + pending, None
+                inflater = None
             if out:
                 produced += len(out)
                 yield out
                 if produced >= self.max_out:
                     self.stopped = f"{produced} bytes"
                     return
+
+
+_NON_ZERO = re.compile(rb"[^\x00]")
 
 
 class _TailSpool:

@@ -7,6 +7,11 @@ optional :class:`~collector.pseudonym.Pseudonymizer` (``--obfuscate``) and what
 :meth:`Redactor.structured`, which knows JSON and INI / ``key=value`` layout and
 then runs the text scrubber over the result as well.
 
+Command outputs that list processes or services (decided from the artifact name gather
+gives, e.g. ``commands/ps-aux.txt``: :func:`is_command_listing`) are read as command lines
+on every line; ``redaction.json`` names the rule behind every hit, and for vendor tokens
+the upstream gitleaks rule id.
+
 Fail closed.  Any exception out of ``feed``/``close``/``structured`` means the
 artifact could not be scrubbed: the caller drops *everything* it wrote for that
 artifact and records it, so nothing unscrubbed reaches the bundle::
@@ -41,6 +46,7 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from .vendor_rules import VendorRules, default_vendor_rules
 from .redact_rules import (MAX_MATCH, KeyClass, Matcher, RuleError, RuleSet, ScanState,
                            Span, assemble, compile_rules, default_rules)
 
@@ -59,6 +65,17 @@ _CUT_CHARS = re.compile(rb"[\s,;&{}\[\]()<>\"'|]")
 _SNIFF_BYTES = 64
 
 BOM_UTF8 = codecs.BOM_UTF8
+
+
+#: Command outputs whose every line is a command line (processes, services, tasks):
+#: decided from the artifact name gather already gives (``commands/ps-aux.txt``).
+_LISTING = re.compile(r"(?:^|/)commands/[^/]*(?:\bps\b|ps-|process|tasklist|wmic|service|systemctl|"
+                      r"launchctl|sc-|schtasks|cimi|get-|crontab)", re.I)
+
+
+def is_command_listing(artifact: str) -> bool:
+    """True for command outputs that list processes or services (their lines are argv)."""
+    return bool(_LISTING.search(artifact))
 
 
 class RedactionError(RuntimeError):
@@ -133,6 +150,8 @@ class TextScrubber:
         self.encoding: Optional[str] = None
         self._redactor = redactor
         self._matcher: Matcher = redactor._matcher
+        # Process and service listings: every line is a command line.
+        self._argv_lines = is_command_listing(artifact)
         self._pseudo = redactor.pseudonymizer
         self._state = ScanState()
         self._parts: list[bytes] = []
@@ -244,7 +263,7 @@ class TextScrubber:
         return b"".join(out)
 
     def _scrub(self, block: bytes) -> bytes:
-        spans = self._matcher.scan(block, self._state)
+        spans = self._matcher.scan(block, self._state, argv_lines=self._argv_lines)
         if spans:
             hits = self.hits
             for span in spans:
@@ -268,7 +287,7 @@ class TextScrubber:
         """
         window = buf[pos:pos + MAX_LINE]
         extents: list[tuple[int, int]] = []
-        self._matcher.scan(window, self._state.copy(), extents)
+        self._matcher.scan(window, self._state.copy(), extents, argv_lines=self._argv_lines)
         if self._pseudo is not None:
             extents.extend(self._pseudo.extents(window))
         blocked = bytearray(len(window))
@@ -299,7 +318,7 @@ class Redactor:
     """
 
     def __init__(self, rules: RuleSet | str | Path | None = None, pseudonymizer: Any = None,
-                 keywords: Sequence[str] = ()):
+                 keywords: Sequence[str] = (), vendor_rules: Any = "default"):
         if rules is None:
             self.rules = default_rules()
         elif isinstance(rules, RuleSet):
@@ -310,7 +329,13 @@ class Redactor:
             self.rules = RuleSet.load(rules)
         self.pseudonymizer = pseudonymizer
         self.keywords = tuple(keywords)
-        self._matcher = compile_rules(self.rules, self.keywords)
+        if vendor_rules == "default":
+            vendor_rules = default_vendor_rules()
+        elif isinstance(vendor_rules, (str, Path)):
+            vendor_rules = VendorRules.load(vendor_rules)
+        #: gitleaks-derived vendor token rules (None: off).
+        self.vendor_rules: Optional[VendorRules] = vendor_rules
+        self._matcher = compile_rules(self.rules, self.keywords, vendor_rules)
         self._lock = threading.Lock()
         self._artifacts: dict[str, dict[str, int]] = {}
         self._pseudonyms: dict[str, dict[str, int]] = {}
@@ -455,10 +480,18 @@ class Redactor:
             for h in self._pseudonyms.values():
                 for kind, count in h.items():
                     pseudo_totals[kind] = pseudo_totals.get(kind, 0) + count
+            rules = self.rules.describe()
+            own = {r["id"] for r in rules}
+            for rule_id in sorted(set(totals) - own):
+                entry = self._matcher.describe_hit(rule_id)
+                if entry is not None:
+                    rules.append(entry)
             report: dict[str, Any] = {
                 "ruleset_version": self.rules.version,
-                "rules": self.rules.describe(),
+                "rules": rules,
                 "keywords": len(self._matcher.keywords),
+                "vendor_rules": (self.vendor_rules.summary() if self.vendor_rules is not None
+                                 else {"active": 0}),
                 "artifacts": artifacts,
                 "totals": dict(sorted(totals.items())),
                 "total_redactions": sum(totals.values()),

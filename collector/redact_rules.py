@@ -26,6 +26,16 @@ not new code:
 ``context``
     A case-sensitive pattern redacted only on a line where rule ``when`` hit
     (40-character AWS secret next to an access key id).
+``argv``
+    Command lines (``collector/argv.py``): ``tools`` maps a tool name to the flags
+    that take a secret (glued ``-pX``, separate ``-p X``, ``user:X``, ``pass:X``, the
+    n-th bare argument).  Applied to every line of a process or service listing, and
+    in other text from a tool's name to the end of its line.
+
+Beside these rules, the vendor token rules of ``vendor_rules.py`` (gitleaks) share the
+one-pass prefilter: their keywords are literals of the same automaton.  Values may also
+sit below their key: YAML ``key:`` / ``key: |`` and plist ``<key>..</key>`` set a state
+carried from line to line and chunk to chunk, as PEM blocks do.
 
 Speed comes from never running the full pattern over every byte: one
 ``bytes.find`` pass per trigger literal (each runs at GB/s) finds the few places
@@ -45,11 +55,13 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from .argv import ArgvScanner, ToolSpec
+from .data import read_data
 from .literals import LiteralFinder
+from .vendor_rules import VendorRules, default_vendor_rules
 
 #: A replacement: bytes ``[start, end)`` of the scanned block become ``replacement``;
 #: ``rule_id`` is counted in the report (None for parts of a hit already counted).
@@ -61,7 +73,7 @@ ELLIPSIS = "\u2026".encode()
 # is what lets a line longer than the scanner's window be cut safely.
 MAX_MATCH = 24 * 1024
 
-MATCHER_TYPES = ("regex", "key", "pem", "url-userinfo", "context")
+MATCHER_TYPES = ("regex", "key", "pem", "url-userinfo", "context", "argv")
 
 
 class RuleError(ValueError):
@@ -95,12 +107,7 @@ class RuleSet:
     @classmethod
     def load(cls, path: Path | str | None = None) -> "RuleSet":
         """The rules in ``path``, or the shipped default rules."""
-        if path is None:
-            text = resources.files("collector.data").joinpath("redaction_rules.json").read_text("utf-8")
-            where = "collector/data/redaction_rules.json"
-        else:
-            text = Path(path).read_text("utf-8")
-            where = str(path)
+        text, where = read_data("redaction_rules.json", path)
         try:
             doc = json.loads(text)
         except ValueError as exc:
@@ -194,7 +201,7 @@ def _validate_matcher(m: Any, where: str) -> None:
         raise RuleError(f"{where}: each matcher needs a 'type' among {', '.join(MATCHER_TYPES)}")
     kind = m["type"]
     triggers = m.get("key_triggers" if kind == "key" else "triggers", [])
-    if kind != "context":
+    if kind not in ("context", "argv"):
         if not triggers or any(not isinstance(t, str) or not t or t != t.lower() for t in triggers):
             raise RuleError(f"{where}: a {kind} matcher needs non-empty lower-case triggers")
     if kind == "regex":
@@ -229,6 +236,17 @@ def _validate_matcher(m: Any, where: str) -> None:
             _compile(m[name], where, name)
         if not _starts_with_trigger(m["begin"], triggers):
             raise RuleError(f"{where}: pem 'begin' must begin with one of its triggers")
+    elif kind == "argv":
+        tools = m.get("tools")
+        if not isinstance(tools, Mapping) or not tools:
+            raise RuleError(f"{where}: argv matcher needs a non-empty 'tools' object")
+        for name, spec in tools.items():
+            if not isinstance(spec, Mapping) or name != name.lower():
+                raise RuleError(f"{where}: tool {name!r} needs a lower-case name and an object")
+            try:
+                ToolSpec.from_dict(spec)
+            except (re.error, TypeError, ValueError, AttributeError) as exc:
+                raise RuleError(f"{where}: tool {name!r}: {exc}") from None
     elif kind == "context":
         if not isinstance(m.get("pattern"), str) or not isinstance(m.get("when"), str):
             raise RuleError(f"{where}: context matcher needs 'pattern' and 'when'")
@@ -268,9 +286,15 @@ class ScanState:
 
     pem: bool = False            # inside a multi-line PEM private key block
     aws_carry: bool = False      # the unfinished line (a long-line piece) held an AWS key id
+    # A YAML secret key with its value on the lines below: (key line's indent, rule id,
+    # already counted).  Every following line indented deeper (or blank) is value.
+    yaml: Optional[tuple[int, str, bool]] = None
+    # A plist <key> naming a secret: (rule id, closing tag while inside the value, or
+    # None while the value element has not started yet).
+    plist: Optional[tuple[str, Optional[bytes]]] = None
 
     def copy(self) -> "ScanState":
-        return ScanState(self.pem, self.aws_carry)
+        return ScanState(self.pem, self.aws_carry, self.yaml, self.plist)
 
 
 @dataclass(frozen=True)
@@ -296,16 +320,18 @@ class _KeyMatcher:
 # One group holds the value with its quotes (``_unquote`` takes them off): fewer
 # groups make every match cheaper.
 _KV_VALUE = (
-    rb'(?P<kvv>\\"(?:[^\\"\r\n]|\\[^"\r\n]){0,8192}\\"'
+    rb'(?:(?P<kvv>\\"(?:[^\\"\r\n]|\\[^"\r\n]){0,8192}\\"'
     rb'|"(?:[^"\\\r\n]|\\[^\r\n]){0,8192}"'
     rb"|'[^'\r\n]{0,8192}'"
     rb'|["\'][^\r\n]{1,8192}'
-    rb'|[^\s"\'&,;{\[][^\s"\'&,;]{0,8191}?(?=[)\]}>]{0,64}(?:[\s"\'&,;]|$)))'
+    rb'|[^\s"\'{\[][^\s"\']{0,8191})'
+    rb'|(?P<kvnl>(?:[|>][-+0-9]{0,2}[ \t]{0,8})?(?=\r?\n|$)))'
 )
 _KV_TAIL = (
     rb"(?P<kvrest>[a-z0-9_.-]{0,64})(?P<kvq>\\?[\"'])?"
     rb"(?:(?P<kvsep>[ \t]{0,8}(?:=>|[:=])[ \t]{0,8}|[ \t]{1,8})\[?" + _KV_VALUE +
-    rb"|>(?P<kvx>[^<\r\n]{1,8192})(?=</))"
+    rb"|>(?P<kvx>[^<\r\n]{1,8192})(?=</)"
+    rb"|(?P<kvend>(?<=[\"'])[ \t]{0,8}/?>))"
 )
 
 
@@ -336,6 +362,10 @@ _PEM_BODY = re.compile(
     rb"[ \t]*(?:[A-Za-z0-9+/=]{1,200}|(?i:proc-type|dek-info|comment|version|hash):[^\r\n]*)?[ \t]*\r?")
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/]{40,}={0,2}")
 _ALL_STARS = re.compile(rb"\*+|x{3,}|#{3,}", re.I)
+# A reference to a value kept elsewhere ($PASSWORD, ${DB_PASS}, $(cat f), %PASS%, {{ .token }}),
+# never the secret itself.
+_VARIABLE = re.compile(rb"\$[a-z_][a-z0-9_]*|\$\{[^{}\s]{1,64}\}|\$\([^()]{1,200}\)|%[a-z_][a-z0-9_]*%"
+                       rb"|\{\{[^{}]{1,100}\}\}")
 
 
 class Matcher:
@@ -345,8 +375,11 @@ class Matcher:
     line) and returns what to replace; it never allocates per byte, only per hit.
     """
 
-    def __init__(self, rules: RuleSet, keywords: Sequence[str] = ()):
+    def __init__(self, rules: RuleSet, keywords: Sequence[str] = (),
+                 vendor: Optional[VendorRules] = None):
         self.rules = rules
+        self.vendor = vendor
+        self._argv: Optional[ArgvScanner] = None
         self._markers: dict[str, bytes] = {}
         self._keep_prefixes = tuple(p.encode() for p in rules.keep_prefixes)
         self._placeholders = frozenset(v.encode() for v in rules.placeholder_values)
@@ -403,7 +436,13 @@ class Matcher:
                 elif kind == "context":
                     self._contexts.setdefault(m["when"], []).append(
                         (rule.id, re.compile(m["pattern"].encode())))
+                elif kind == "argv":
+                    self._argv = ArgvScanner(
+                        rule.id, {n: ToolSpec.from_dict(t) for n, t in m["tools"].items()},
+                        self._key_rule)
         if key_triggers:
+            add(b"</key>", self._plist_key_handler)          # plist: <key>Password</key>
+            literals.add(b"</key>")
             trig = b"|".join(re.escape(t.encode()) for t in sorted(key_triggers, key=len, reverse=True))
             add(b"(?:" + trig + b")" + _KV_TAIL, self._kv_handler)
             literals.update(t.encode() for t in key_triggers)
@@ -419,15 +458,25 @@ class Matcher:
         # A literal that starts with a shorter one is found at the same places by it
         # (context anchors are kept as they are: they are checked per literal).
         ordered = sorted(literals, key=len)
-        self._literals = tuple(lit for i, lit in enumerate(ordered)
-                               if not any(lit.startswith(short) for short in ordered[:i])
-                               or lit in self._anchors)
+        main = [lit for i, lit in enumerate(ordered)
+                if not any(lit.startswith(short) for short in ordered[:i]) or lit in self._anchors]
+        # One automaton finds the words of every kind: the main rules' triggers, the
+        # vendor rules' keywords and the tool names that start a command line.
+        vendor_kw = vendor.keywords if vendor is not None else {}
+        tools = self._argv.triggers if self._argv is not None else ()
+        # The main words come first: an index below ``_n_main`` is one of them.
+        self._literals = tuple(dict.fromkeys([*main, *sorted(vendor_kw), *tools]))
+        self._n_main = len(main)
         self._finder = LiteralFinder(self._literals)
         self._anchor_of = tuple(self._anchors.get(lit) for lit in self._literals)
+        self._vendor_of = tuple(vendor_kw.get(lit, ()) for lit in self._literals)
+        self._tool_of = tuple(lit if lit in tools else None for lit in self._literals)
+        self._shared = frozenset(i for i in range(self._n_main) if self._vendor_of[i])
         g = self._rx.groupindex
         if key_triggers:
             self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
             self._kv_rest, self._kv_sep = g["kvrest"], g["kvsep"]
+            self._kv_nl, self._kv_end = g["kvnl"], g["kvend"]
 
     # -- public helpers (shared with the structured redactor) ----------------------
     @property
@@ -462,15 +511,25 @@ class Matcher:
                 return km.cls
         return None
 
+    def _key_rule(self, name: str) -> Optional[str]:
+        cls = self.classify_key(name)
+        return cls.rule_id if cls is not None else None
+
+    def describe_hit(self, rule_id: str) -> Optional[dict[str, Any]]:
+        """Report entry of a hit id that is not one of the rule set's own rules."""
+        return self.vendor.describe(rule_id) if self.vendor is not None else None
+
     def is_placeholder(self, value: bytes) -> bool:
         """Values that hold no secret (empty, true/false/null, ``****``, already redacted)."""
         v = value.strip().lower()
         return (v in self._placeholders or _ALL_STARS.fullmatch(v) is not None
-                or b"redacted:" in v)
+                or b"redacted:" in v or _VARIABLE.fullmatch(v) is not None)
 
     def replacement(self, rule_id: str, secret: bytes) -> bytes:
         """What a secret becomes: the marker, after a known public prefix of a long one."""
-        marker = self._markers[rule_id]
+        marker = self._markers.get(rule_id)
+        if marker is None:
+            marker = self._markers[rule_id] = self.rules.marker.format(id=rule_id).encode()
         if len(secret) >= self.rules.keep_prefix_min_length:
             for prefix in self._keep_prefixes:
                 if secret.startswith(prefix):
@@ -479,28 +538,39 @@ class Matcher:
 
     # -- scanning ------------------------------------------------------------------
     def scan(self, orig: bytes, state: ScanState,
-             extents: Optional[list[tuple[int, int]]] = None) -> list[Span]:
+             extents: Optional[list[tuple[int, int]]] = None, argv_lines: bool = False) -> list[Span]:
         """Spans to replace in ``orig`` (complete lines, or a piece of a long line).
 
         ``state`` is updated for the next block.  ``extents`` (when given) receives
         the full extent of every accepted match, which the long-line cutter uses to
-        avoid cutting through one.
+        avoid cutting through one.  ``argv_lines``: every line is a command line (a
+        process or service listing), not only those where a tool name occurs.
         """
         low = orig.lower()
         sc = _Scan(orig, low, state, extents)
+        sc.matcher = self
         if state.aws_carry:
             sc.ctx_lines.append(0)
-        pos = 0
-        if state.pem:
-            pos = self._pem_body(sc, 0)
+        pos = self._carried(sc, 0)
         positions: list[int] = []
+        vendor_hits: list[tuple[int, tuple[int, ...]]] = []
+        tool_hits: list[int] = []
         ctx_lines = sc.ctx_lines
-        anchor_of = self._anchor_of
+        anchor_of, n_main = self._anchor_of, self._n_main
         for p, index in self._finder.positions(low):
-            positions.append(p)
-            anchor = anchor_of[index]
-            if anchor is not None and anchor.match(orig, p):
-                ctx_lines.append(p)              # e.g. an AWS key id, whichever rule redacts it
+            if index < n_main:
+                positions.append(p)
+                anchor = anchor_of[index]
+                if anchor is not None and anchor.match(orig, p):
+                    ctx_lines.append(p)          # e.g. an AWS key id, whichever rule redacts it
+                if index not in self._shared:
+                    continue                     # (a word of both kinds goes on below)
+            rules = self._vendor_of[index]
+            if rules:
+                vendor_hits.append((p, rules))
+            tool = self._tool_of[index]
+            if tool is not None and not argv_lines and self._argv.is_tool_at(low, p, tool):
+                tool_hits.append(p)
         if positions:
             positions.sort()
             match = self._rx.match
@@ -515,13 +585,114 @@ class Matcher:
                 if nxt is None:
                     continue
                 pos = nxt
-                if state.pem:
-                    pos = self._pem_body(sc, pos)
+                if state.pem or state.yaml is not None or state.plist is not None:
+                    pos = self._carried(sc, nxt)
+        if argv_lines or tool_hits:
+            self._argv_pass(sc, tool_hits, argv_lines)
+        if vendor_hits:
+            vendor_hits.sort()
+            self.vendor.scan(orig, vendor_hits, sc.add_vendor)
         if sc.ctx_lines:
             self._context_pass(sc)
         last_nl = orig.rfind(b"\n")
         state.aws_carry = bool(sc.ctx_lines) and max(sc.ctx_lines) > last_nl and not orig.endswith(b"\n")
         return sc.spans
+
+    def _carried(self, sc: "_Scan", pos: int) -> int:
+        """Go on with a value that continues over lines (PEM body, YAML, plist)."""
+        state = sc.state
+        if state.pem:
+            pos = self._pem_body(sc, pos)
+        if state.yaml is not None:
+            pos = self._yaml_body(sc, pos)
+        if state.plist is not None:
+            pos = self._plist_body(sc, pos)
+        return pos
+
+    def _argv_pass(self, sc: "_Scan", tool_hits: list[int], every_line: bool) -> None:
+        """Command lines: every line of a listing, else from each tool word to the end
+        of its line (or of the quotes the command sits in)."""
+        orig, argv = sc.orig, self._argv
+
+        def add(s: int, e: int, rule_id: str) -> None:
+            value = orig[s:e]
+            if not self.is_placeholder(value) and sc.add(s, e, self.replacement(rule_id, value), rule_id):
+                if sc.extents is not None:
+                    sc.extents.append((s, e))
+
+        if every_line:
+            pos, n = 0, len(orig)
+            while pos < n:
+                nl = orig.find(b"\n", pos)
+                end = n if nl < 0 else nl
+                argv.scan_line(orig, pos, end, add, True)
+                pos = end + 1
+            return
+        last_end = -1
+        for p in sorted(tool_hits):
+            if p < last_end:
+                continue
+            nl = orig.find(b"\n", p)
+            end = len(orig) if nl < 0 else nl
+            if p and orig[p - 1] in b"\"'":
+                close = orig.find(orig[p - 1:p], p, end)
+                end = close if close >= 0 else end
+            argv.scan_line(orig, p, end, add, False)
+            last_end = end
+
+    def _yaml_body(self, sc: "_Scan", pos: int) -> int:
+        """The lines of a YAML value below its key (next-line value, block scalar)."""
+        orig, state = sc.orig, sc.state
+        indent, rule_id, counted = state.yaml
+        n = len(orig)
+        while pos < n:
+            nl = orig.find(b"\n", pos)
+            end = n if nl < 0 else nl
+            content = orig[pos:end].rstrip(b"\r")
+            text = content.lstrip(b" \t")
+            if text:
+                if len(content) - len(text) <= indent:
+                    state.yaml = None
+                    return pos
+                start = pos + len(content) - len(text)
+                sc.add(start, pos + len(content), b"" if counted else self._markers[rule_id],
+                       None if counted else rule_id)
+                if sc.extents is not None:
+                    sc.extents.append((start, pos + len(content)))
+                counted = True
+                state.yaml = (indent, rule_id, True)
+            pos = end + 1 if nl >= 0 else n
+        return pos
+
+    def _plist_body(self, sc: "_Scan", pos: int) -> int:
+        """The <string>/<data> element after a plist <key> that names a secret."""
+        orig, low, state = sc.orig, sc.low, sc.state
+        rule_id, close = state.plist
+        n = len(orig)
+        if close is None:
+            while pos < n and orig[pos] in b" \t\r\n":
+                pos += 1
+            if pos >= n:
+                return pos                         # the value element is in the next block
+            m = _PLIST_OPEN.match(low, pos)
+            if m is None:
+                state.plist = None                 # <true/>, <dict>...: nothing to hide here
+                return pos
+            pos = m.end()
+            close = b"</" + m.group(1) + b">"
+            marker = self._markers[rule_id]
+        else:
+            marker = b""
+        end = low.find(close, pos, pos + MAX_MATCH)
+        if end < 0:
+            if sc.add(pos, n, marker, rule_id if marker else None) and sc.extents is not None:
+                sc.extents.append((pos, n))
+            state.plist = (rule_id, close)
+            return n
+        if end > pos and sc.add(pos, end, marker, rule_id if marker else None) and sc.extents is not None:
+            sc.extents.append((pos, end))
+        state.plist = None
+        return end + len(close)
 
     def _context_pass(self, sc: "_Scan") -> None:
         """Redact context rules (AWS secret next to a key id) on the lines that need it."""
@@ -667,14 +838,24 @@ class Matcher:
             sep_s, sep_e = m.span(self._kv_sep)
             spaced = low[sep_s:sep_e].isspace()
         else:
-            xml = spaced = True
             vs, ve = m.span(self._kv_xml)
+            if vs < 0:
+                return self._kv_other(sc, m)
+            xml = spaced = True
         mask = sc.mask
         if mask is None:
             mask = sc.mask = low.translate(_NAME_MASK)
         ks = mask.rfind(b" ", max(0, p - 64), p) + 1
+        if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
+            return self._xml_pair(sc, ks, m.end(self._kv_rest))
+        alone = False
         if spaced and not xml and ve - vs < 20 and low[ks] != 45:
-            return None                          # "token refreshed": not a flag, too short for a key
+            # "token refreshed": not a flag, too short for a key - unless the pair is a whole
+            # line ("bindpw s3cret" in ldap.conf, "password s3cret" in .netrc), the key/value
+            # layout of many config files.
+            if not _alone_on_line(low, ks, m.end()):
+                return None
+            alone = True
         if ks >= 2 and low[ks - 1] == 32 and low[ks] != 45:   # "connect key: ..." (never a --flag)
             lo = max(0, ks - 18)
             ws = mask.rfind(b" ", lo, ks - 1) + 1
@@ -684,16 +865,31 @@ class Matcher:
         before = low[ks - 1] if ks else 0
         if before == 47 or before == 92:         # '/' or '\': a file path, not a key
             return None
+        if spaced and low[ks] == 45 and _GLUED_SHORT_OPTION.match(sc.orig, ks):
+            return None                          # -pSECRET next: the flag holds the value itself
         if xml and before != 60:                 # <key>value</key>
             return None
         cls = self.classify_key(sc.orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:
             return None
-        if spaced and not xml and low[ks] != 45 and not (
-                cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length):
+        if spaced and not xml and low[ks] != 45 and not alone and not (
+                cls.space_separator_min_length and ve - vs >= cls.space_separator_min_length) \
+                and not _alone_on_line(low, ks, m.end()):
             return None                          # "--password value" / "connect key <40 chars>" only
+        if not xml and low[vs] in b"|>" and _BLOCK_SCALAR.match(low, vs, ve) and \
+                b":" in low[sep_s:sep_e] and low[ve:ve + 2].strip(b" \t\r") in (b"", b"\n"):
+            return self._kv_below(sc, m)         # "key: |" / "key: >-": a YAML block scalar
         if not xml:
+            first = low[vs]
+            if first != 34 and first != 39 and not (first == 92 and low[vs + 1:vs + 2] == b'"'):
+                # A bare value runs to a blank or a quote; closing brackets at its end, and
+                # a , or ; just before them, are the structure around it ("true," in JSON).
+                tail = _BARE_TAIL.search(low, vs + 1, ve)
+                ve = tail.start() if tail else ve
             vs, ve = _unquote(sc.orig[vs:ve], vs)
+            if before == 63 or before == 38:     # ?key=value&next=...: a URL query ends at & or #
+                cut = _QUERY_END.search(low, vs, ve)
+                ve = cut.start() if cut else ve
         value = sc.orig[vs:ve]
         if self.is_placeholder(value):
             return m.end()
@@ -706,10 +902,112 @@ class Matcher:
         return vs
 
 
+    def _kv_other(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
+        """The rarer key forms: a YAML key ending its line, an XML attribute naming a
+        setting after its value."""
+        if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
+            sep = sc.low[m.start(self._kv_sep):m.end(self._kv_sep)]
+            return self._kv_below(sc, m) if b":" in sep else None
+        ks = self._key_start(sc, m.start())          # name="ApiSecret"/> : the value came first
+        low = sc.low
+        if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
+            return self._xml_pair(sc, ks, m.end(self._kv_rest))
+        return None
+
+    def _key_start(self, sc: "_Scan", p: int) -> int:
+        mask = sc.mask
+        if mask is None:
+            mask = sc.mask = sc.low.translate(_NAME_MASK)
+        return mask.rfind(b" ", max(0, p - 64), p) + 1
+
+    def _plist_key_handler(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
+        """``<key>Password</key>``: the value is the next <string> or <data> element."""
+        low, p = sc.low, m.start()
+        ks = low.rfind(b"<key>", max(0, p - 128), p)
+        if ks < 0 or low.find(b"<", ks + 5, p) >= 0:
+            return None
+        cls = self.classify_key(sc.orig[ks + 5:p].decode("latin-1"))
+        if cls is None:
+            return None
+        sc.state.plist = (cls.rule_id, None)
+        return self._plist_body(sc, m.end())
+
+    def _kv_below(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
+        """A secret key whose value is on the lines below: YAML ``key:`` / ``key: |``
+        at the end of a line."""
+        low, orig = sc.low, sc.orig
+        ks = self._key_start(sc, m.start())
+        cls = self.classify_key(orig[ks:m.end(self._kv_rest)].decode("latin-1"))
+        if cls is None:
+            return None
+        ls = orig.rfind(b"\n", 0, ks) + 1
+        line = orig[ls:ks]
+        indent = len(line) - len(line.lstrip(b" \t"))
+        if line.strip(b" \t-"):
+            indent = len(line) - len(line.lstrip(b" \t-"))   # "- key:" in a list: deeper lines
+        nl = orig.find(b"\n", m.end())
+        if nl < 0:
+            sc.state.yaml = (indent, cls.rule_id, False)
+            return len(orig)
+        sc.state.yaml = (indent, cls.rule_id, False)
+        return self._yaml_body(sc, nl + 1)
+
+    def _xml_pair(self, sc: "_Scan", ks: int, ke: int) -> Optional[int]:
+        """``<add key="BindPassword" value="..."/>``: the name in one attribute, the
+        secret in another of the same element (either order)."""
+        low, orig = sc.low, sc.orig
+        cls = self.classify_key(orig[ks:ke].decode("latin-1"))
+        if cls is None:
+            return None
+        ts = low.rfind(b"<", max(0, ks - 4096), ks)
+        te = low.find(b">", ke, ke + 8192)
+        if ts < 0 or te < 0 or low.find(b">", ts, ks) >= 0:
+            return None                      # not inside one element's start tag
+        found = _XML_VALUE_ATTR.search(low, ts, te)
+        if found is not None:
+            vs, ve = found.span(2)
+        elif low[te - 1] != 47:              # <property name="db.password">value</property>
+            vs = te + 1
+            ve = low.find(b"<", vs, vs + 8192)
+            if ve < 0 or low.find(b"\n", vs, ve) >= 0:
+                return None
+        else:
+            return None
+        value = orig[vs:ve]
+        if ve <= vs or self.is_placeholder(value):
+            return None
+        if not sc.add(vs, ve, self.replacement(cls.rule_id, value), cls.rule_id):
+            return None
+        if sc.extents is not None:
+            sc.extents.append((ts, te + 1))
+        return ke
+
+
+_PLIST_OPEN = re.compile(rb"<(string|data)>")
+_BLOCK_SCALAR = re.compile(rb"[|>][-+0-9]{0,2}\Z")
+_QUERY_END = re.compile(rb"[&#]")
+_BARE_TAIL = re.compile(rb"[,;]?[)\]}>]{0,64}\Z")
+# "-pS3cret" / "-p0wd": a one-letter option with its value glued on, never a key name.
+_GLUED_SHORT_OPTION = re.compile(rb"-[a-z][A-Z0-9!@#$%^&*]")
+_XML_NAME_ATTR = re.compile(rb"\b(?:key|name|id|setting|property)[ \t]{0,4}=[ \t]{0,4}[\"']\Z")
+_XML_VALUE_ATTR = re.compile(rb"\b(value|val|data|content)[ \t]{0,4}=[ \t]{0,4}[\"']([^\"'\r\n]{0,8192})[\"']")
+
+
+def _alone_on_line(low: bytes, ks: int, end: int) -> bool:
+    """True when only blanks are before ``ks`` and after ``end`` on their line."""
+    if end < len(low) and low[end] not in b"\r\n" or ks and low[ks - 1] not in b" \t\n":
+        return False                                  # the common case, decided at once
+    ls = low.rfind(b"\n", 0, ks) + 1
+    if low[ls:ks].strip(b" \t"):
+        return False
+    nl = low.find(b"\n", end)
+    return not low[end:nl if nl >= 0 else len(low)].strip(b" \t\r")
+
+
 class _Scan:
     """What the handlers of one :meth:`Matcher.scan` call share."""
 
-    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "mask")
+    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "mask", "matcher")
 
     def __init__(self, orig: bytes, low: bytes, state: ScanState,
                  extents: Optional[list[tuple[int, int]]]):
@@ -720,6 +1018,13 @@ class _Scan:
         self.spans: list[Span] = []
         self.ctx_lines: list[int] = []
         self.mask: Optional[bytes] = None
+        self.matcher: Optional["Matcher"] = None
+
+    def add_vendor(self, s: int, e: int, rule_id: str, ms: int, me: int) -> None:
+        """A vendor token (the matcher's replacement text is set by ``scan``)."""
+        if self.add(s, e, self.matcher.replacement(rule_id, self.orig[s:e]), rule_id) \
+                and self.extents is not None:
+            self.extents.append((ms, me))
 
     def add(self, s: int, e: int, replacement: bytes, rule_id: Optional[str]) -> bool:
         """Record a replacement; False when it adds nothing to what is replaced.
@@ -767,10 +1072,17 @@ def assemble(orig: bytes, spans: Iterable[Span]) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def _matcher_for(rules: RuleSet, keywords: tuple[str, ...]) -> Matcher:
-    return Matcher(rules, keywords)
+def _matcher_for(rules: RuleSet, keywords: tuple[str, ...], vendor: Optional[VendorRules]) -> Matcher:
+    return Matcher(rules, keywords, vendor)
 
 
-def compile_rules(rules: Optional[RuleSet] = None, keywords: Sequence[str] = ()) -> Matcher:
-    """A (cached) matcher for ``rules`` (default: the shipped rules) and keywords."""
-    return _matcher_for(rules or default_rules(), tuple(keywords))
+_DEFAULT = object()
+
+
+def compile_rules(rules: Optional[RuleSet] = None, keywords: Sequence[str] = (),
+                  vendor: Any = _DEFAULT) -> Matcher:
+    """A (cached) matcher for ``rules`` (default: the shipped rules), keywords and
+    vendor token rules (default: the shipped gitleaks table; None: none)."""
+    if vendor is _DEFAULT:
+        vendor = default_vendor_rules()
+    return _matcher_for(rules or default_rules(), tuple(keywords), vendor)

@@ -40,13 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .bundle import PAYLOAD_NAME, BundleError, _py7zr, open_outer, outer_entries, read_header
+from .bundle import (MAX_ARCHIVE_ENTRIES, PAYLOAD_NAME, BundleError, _py7zr, open_outer, outer_entries,
+                     read_header)
 from .envelope import unseal
 from .header import shown
 from .workspace import private_workspace
 
 DEFAULT_MAX_EXTRACT = 4 * 1024 ** 3     # --max-extract-size default (4G)
-MAX_ENTRIES = 100_000
+MAX_ENTRIES = MAX_ARCHIVE_ENTRIES
+SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 MAX_NAME = 1024                          # characters of a whole entry name
 MAX_PART_BYTES = 255                     # UTF-8 bytes of one path component (NAME_MAX)
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -210,6 +212,10 @@ def copy_payload(path: Path, header: dict, work: Path) -> Path:
         entry = outer_entries(outer, path)[PAYLOAD_NAME]
         if entry.uncompressed != expected["size"]:
             raise mismatch
+        if outer.archiveinfo().method_names != ["COPY"] or (
+                entry.compressed is not None and entry.compressed != entry.uncompressed):
+            raise BundleError(f"{path}: {PAYLOAD_NAME} is compressed inside the bundle; jcdiag stores "
+                              "it as is, so this file was not made by jcdiag", "not_a_bundle")
         digest = hashlib.sha256()
         factory = _factory(work, {PAYLOAD_NAME}, _Budget(expected["size"], f"{path}: {PAYLOAD_NAME}"), digest)
         try:
@@ -252,6 +258,11 @@ def check_name(name: object) -> str:
     return name
 
 
+def _fold(name: str) -> str:
+    """How Windows and macOS compare names: ignoring case and Unicode normal form."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def plan(archive, max_size: int) -> tuple[list[str], list[str]]:
     """The payload's folders and files after every listing check (see the module doc)."""
     entries = list(archive.files)
@@ -270,18 +281,23 @@ def plan(archive, max_size: int) -> tuple[list[str], list[str]]:
         if special:
             raise BundleError(f"the payload holds {shown(name, 80)}, a link or special file (not a "
                               "regular file or folder); nothing was extracted", "unsafe_entry", entry=name)
-        if name in seen:
-            raise BundleError(f"the payload holds {shown(name, 80)} twice; nothing was extracted",
-                              "unsafe_entry", entry=name)
-        seen.add(name)
+        key = _fold(name)
+        if key in seen:
+            raise BundleError(f"the payload holds {shown(name, 80)} twice (names are compared "
+                              "ignoring case and Unicode form, as Windows and macOS do); nothing "
+                              "was extracted", "unsafe_entry", entry=name)
+        seen.add(key)
         if entry.is_directory or fmt == stat.S_IFDIR:
+            if not entry.emptystream:
+                raise BundleError(f"the payload's folder {shown(name, 80)} carries data; nothing was "
+                                  "extracted", "unsafe_entry", entry=name)
             dirs.append(name)
         else:
             files.append(name)
             declared += max(0, entry.uncompressed or 0)
-    file_set = set(files)
+    file_set = {_fold(f) for f in files}
     for name in dirs + files:
-        parts = name.split("/")
+        parts = _fold(name).split("/")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in file_set:
                 raise BundleError(f"the payload holds {shown(name, 80)} under a file of the same name; "
@@ -293,9 +309,31 @@ def plan(archive, max_size: int) -> tuple[list[str], list[str]]:
     return dirs, files
 
 
+def _check_sealed(payload: Path, py7zr, max_size: int) -> None:
+    """The payload must be what the header says: a 7z whose file list is encrypted (so a
+    payload anyone can read, or no 7z at all, is never reported as a wrong password).
+    A readable list is still checked entry by entry first, so a hostile name is reported
+    as what it is."""
+    corrupt = "the payload matches its header's SHA-256 but is not an encrypted 7z as jcdiag writes: "
+    with open(payload, "rb") as fh:
+        if fh.read(len(SEVENZIP_MAGIC)) != SEVENZIP_MAGIC:
+            raise BundleError(corrupt + "it is no 7z archive; nothing was extracted", "payload_corrupt")
+    try:
+        readable = py7zr.SevenZipFile(payload, "r")
+    except py7zr.PasswordRequired:
+        return                                        # as it should be: the list needs the secret
+    except Exception:
+        raise BundleError(corrupt + "its structure is damaged; nothing was extracted",
+                          "payload_corrupt") from None
+    with readable:
+        plan(readable, max_size)
+    raise BundleError(corrupt + "its file list is not encrypted; nothing was extracted", "payload_corrupt")
+
+
 def extract_payload(payload: Path, password: str, by_key: bool, tree: Path, max_size: int) -> tuple[list[str], int]:
     """Decrypt and extract the (verified) payload into ``tree``: the names and bytes written."""
     py7zr = _py7zr()
+    _check_sealed(payload, py7zr, max_size)
     try:
         archive = py7zr.SevenZipFile(payload, "r", password=password)
     except Exception:
@@ -340,6 +378,11 @@ def open_bundle(path: Path | str, creds: Credentials, to_dir: Path | str | None 
     """
     path = Path(path)
     header = read_header(path)
+    if header["payload"]["size"] > max_size:           # its copy alone would pass the cap
+        raise BundleError(f"the payload is {header['payload']['size']} bytes, more than "
+                          f"--max-extract-size {max_size}; nothing was extracted (raise "
+                          "--max-extract-size if you trust it)", "extract_cap_exceeded",
+                          declared=header["payload"]["size"], limit=max_size)
     password = payload_password(header, creds)
     target = Path(os.path.abspath(to_dir)) if to_dir is not None else default_target(header)
     _check_target(target)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import signal
 import stat
 import subprocess
@@ -376,9 +377,19 @@ class Platform(ABC):
         """Map an absolute path of the examined system onto ``root``.
 
         ``/var/log/x`` -> ``<root>/var/log/x``; ``C:\\Windows\\Temp\\x`` ->
-        ``<root>/Windows/Temp/x``.
+        ``<root>/Windows/Temp/x``.  On a root that is not the live system, links are
+        resolved inside the root as that system would (an image's ``/etc/os-release ->
+        /usr/lib/os-release`` means its own file, never this machine's); a path that cannot
+        be resolved (a loop, a name too long) maps to a name that exists nowhere.
         """
-        return self.root.joinpath(*system_parts(system_path, windows=self.family == "windows"))
+        windows = self.family == "windows"
+        parts = system_parts(system_path, windows=windows)
+        if self.live:
+            return self.root.joinpath(*parts)
+        try:
+            return self.root.joinpath(*resolve_inside(str(self.root), parts, fold_case=windows))
+        except OSError:
+            return self.root / _UNRESOLVABLE
 
     def read_text(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         """A small fact file's text (bounded), or None when absent or unreadable."""
@@ -414,6 +425,8 @@ class Platform(ABC):
 
 
 MAX_LINKS = 40               # links followed while resolving one path (Linux's own limit)
+# Where an unresolvable path of an image points: a name nobody can plant (random per run).
+_UNRESOLVABLE = f".jcdiag-unresolvable-{secrets.token_hex(8)}"
 
 
 def resolve_inside(root: str, parts: Sequence[str], fold_case: bool = False,
@@ -423,8 +436,11 @@ def resolve_inside(root: str, parts: Sequence[str], fold_case: bool = False,
     there, so the result never leaves ``root`` -- whatever links an image holds, and
     without touching this machine's own folders.  Iterative, at most ``max_links``
     links (OSError ELOOP beyond: a chain or a loop).  Components that do not exist are kept
-    as given; with ``fold_case`` (a Windows image on a case-sensitive disk) a missing
-    component is looked up ignoring case, as Windows would find it.
+    as given (the path names nothing yet); with ``fold_case`` (a Windows image on a
+    case-sensitive disk) a missing component is looked up ignoring case, as Windows would
+    find it.  Any other failure (a name too long, a NUL, no permission) raises, and so
+    does a ``..`` after a missing component: the kernel would resolve it relative to
+    whatever appears there later, so nothing is promised about where it leads.
     """
     pending = list(parts)
     resolved: list[str] = []
@@ -437,13 +453,19 @@ def resolve_inside(root: str, parts: Sequence[str], fold_case: bool = False,
             if resolved:
                 resolved.pop()
             continue
+        if "\0" in part:
+            raise OSError(errno.EINVAL, "a NUL byte in a path", part)
         here = os.path.join(root, *resolved)
         try:
             st = os.lstat(os.path.join(here, part))
-        except (OSError, ValueError):            # absent, unreadable, or a NUL in the name
+        except (FileNotFoundError, NotADirectoryError):
             found = _case_match(here, part) if fold_case else None
             if found is None:
-                return tuple(resolved) + (part,) + tuple(p for p in pending if p not in ("", "."))
+                rest = [p for p in pending if p not in ("", ".")]
+                if ".." in rest:
+                    raise OSError(errno.ENOENT, "a path that climbs out of a missing folder",
+                                  os.path.join(here, part)) from None
+                return tuple(resolved) + (part,) + tuple(rest)
             part = found
             st = os.lstat(os.path.join(here, part))
         if stat.S_ISLNK(st.st_mode):

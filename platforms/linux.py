@@ -32,7 +32,7 @@ from . import _pkgdb as pkgdb
 from .base import (
     open_fact,
     AgentInfo, CommandRunner, OSInfo, PatchLevel, Platform, ProcessLister, parse_key_values,
-    processes_named, resolve_inside, system_parts,
+    processes_named,
 )
 from .pkgversion import rpm_compare, rpm_key
 
@@ -177,14 +177,9 @@ class Linux(Platform):
 
     # ------------------------------------------------------------------ paths
     def inside(self, system_path: str) -> Path:
-        """``system_path`` under the root, symlinks followed as the examined system would:
-        absolute targets restart at the root and ``..`` stops there (a chain or loop of
-        links is left unresolved: it cannot be opened either)."""
-        parts = system_parts(system_path, windows=False)
-        try:
-            return self.root.joinpath(*resolve_inside(str(self.root), parts))
-        except OSError:
-            return self.root.joinpath(*parts)
+        """``system_path`` under the root, links resolved as the examined system would
+        (see :meth:`Platform.path`)."""
+        return self.path(system_path)
 
     def read_text(self, system_path: str, limit: int = 1024 * 1024) -> Optional[str]:
         try:

@@ -68,6 +68,9 @@ AD_BRIDGE_CONFIG = r"C:\Program Files\JumpCloud AD Bridge\adint.config.json"
 # Commands (argv exactly as run; tests replay recordings keyed by these).
 SC_QUERY = ("sc", "query", SERVICE_NAME)
 SC_QC = ("sc", "qc", SERVICE_NAME)
+PROCESS_COMMAND_LINES = ("powershell", "-NoProfile", "-NonInteractive", "-Command",
+                         "Get-CimInstance Win32_Process | ForEach-Object "
+                         "{ \"$($_.ProcessId) $($_.Name) $($_.CommandLine)\" }")
 GET_HOTFIX = ("powershell", "-NoProfile", "-NonInteractive", "-Command",
               "Get-HotFix | Select-Object HotFixID,Description,InstalledOn | ConvertTo-Json")
 WEVTUTIL_AGENT = ("wevtutil", "qe", "Application",
@@ -566,6 +569,9 @@ class Windows(Platform):
             CommandSource(("systeminfo",), "systeminfo.txt", "commands", timeout=90),
             CommandSource(("ipconfig", "/all"), "ipconfig-all.txt", "commands", timeout=30),
             CommandSource(("tasklist", "/v"), "tasklist-v.txt", "commands", timeout=60),
+            # tasklist shows no command lines; these do, and redaction reads them as argv
+            # (a `-Password X` or `/user:DOM\\u PASS` of another process is hidden, its neighbours kept).
+            CommandSource(PROCESS_COMMAND_LINES, "process-command-lines.txt", "commands", timeout=60),
             CommandSource(GET_HOTFIX, "get-hotfix.json", "commands", timeout=60),
             CommandSource(WEVTUTIL_AGENT, "eventlog-application-jumpcloud-agent.txt", "commands",
                           timeout=60),

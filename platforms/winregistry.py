@@ -28,6 +28,7 @@ reports.
 """
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import struct
@@ -304,6 +305,8 @@ BASE_BLOCK_SIZE = 0x1000        # hive bins start here; every offset is relative
 BIG_DATA_SEGMENT = 16344        # bytes of value data per big-data segment
 MAX_VALUE_BYTES = 16 * 1024 * 1024   # larger values are refused, to keep memory bounded
 MAX_VALUES = 1 << 20            # values read per key at most
+MAX_VALUES_BYTES = 64 * 1024 * 1024  # value data decoded by one values() call at most
+MAX_SUBKEYS = 1 << 20           # subkey entries scanned per key (CBS Packages has tens of thousands)
 _NK_COMP_NAME = 0x0020          # key name is Latin-1, not UTF-16LE
 _VK_COMP_NAME = 0x0001          # value name is Latin-1, not UTF-16LE
 _DATA_INLINE = 0x80000000       # data (<= 4 bytes) lives in the vk's offset field
@@ -426,17 +429,25 @@ class RegfHive:
                 yield struct.unpack_from("<I", cell, 4 + 8 * index)[0]
         elif sig == b"li" or (sig == b"ri" and depth == 0):
             count = min(count, (len(cell) - 4) // 4)
+            lists: set[int] = set()
             for index in range(count):
                 element, = struct.unpack_from("<I", cell, 4 + 4 * index)
                 if sig == b"li":
                     yield element
-                else:
+                elif element not in lists:               # the same list twice adds nothing
+                    lists.add(element)
                     yield from self._subkey_offsets(element, depth + 1)
+
+    def _offsets(self, node: _KeyNode) -> Iterator[int]:
+        """The subkey offsets of ``node``: no more than it says it has, and at most
+        :data:`MAX_SUBKEYS` (a crafted ri of 65,535 lists of 65,535 entries would
+        otherwise make one look-up scan four billion keys)."""
+        return itertools.islice(self._subkey_offsets(node.subkey_list), min(node.subkey_count, MAX_SUBKEYS))
 
     def _children(self, node: _KeyNode) -> Iterator[_KeyNode]:
         if not node.subkey_count:
             return
-        for offset in self._subkey_offsets(node.subkey_list):
+        for offset in self._offsets(node):
             child = self._key_node(offset)
             if child is not None:
                 yield child
@@ -447,7 +458,7 @@ class RegfHive:
         if index is None and node.subkey_count >= INDEX_FROM \
                 and self._indexed + node.subkey_count <= INDEX_BUDGET:
             index = {}
-            for offset in self._subkey_offsets(node.subkey_list):
+            for offset in self._offsets(node):
                 child = self._key_node(offset)
                 if child is not None:
                     index.setdefault(fold(child.name), offset)
@@ -541,10 +552,15 @@ class RegfHive:
         found: dict[str, Any] = {}
         if node is None:
             return found
+        budget = MAX_VALUES_BYTES          # many values may point at one big cell: decode it once each, within this
         for record in self._value_records(node):
             data = self._data(record)
-            if data is not None:
-                found[record.name] = decode_value(record.reg_type, data)
+            if data is None:
+                continue
+            budget -= len(data)
+            if budget < 0:
+                break
+            found[record.name] = decode_value(record.reg_type, data)
         return found
 
 

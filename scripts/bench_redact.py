@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds, cpu, total = scrub_all(files, redactor, chunk)
         rate = total / MB / seconds
         report = redactor.report()
-        print(f"scrubber, default rules {RULESET_VERSION}: {total / MB:.1f} MB in {seconds:.2f} s = "
+        vendor = len(redactor.vendor_rules.rules) if redactor.vendor_rules is not None else 0
+        print(f"scrubber, default rules {RULESET_VERSION} + {vendor} vendor token rules: "
+              f"{total / MB:.1f} MB in {seconds:.2f} s = "
               f"{rate:.1f} MB/s wall, {total / MB / cpu:.1f} MB/s of CPU time "
               f"({report['total_redactions']} redactions)")
         if args.obfuscate:

@@ -627,3 +627,129 @@ def test_a_backslash_in_a_macos_home_name_does_not_climb_out_of_users(tmp_path):
                                             ("a~b", "a%7Eb")])
 def test_names_windows_or_macos_would_mangle_are_encoded(name, expected):
     assert safe_component(name) == expected
+
+
+# ---------------------------------------------------------------------- a second attack round
+
+
+def test_links_that_climb_out_of_the_image_through_an_overlong_path_are_refused(tmp_path):
+    """Two hops of links under 17 folders of 251 bytes: past PATH_MAX a component cannot be
+    checked, and the ``..`` after it must never be walked (it climbed onto this machine)."""
+    host_secret = tmp_path / "HOST_SECRET.txt"
+    host_secret.write_text("HOST-MACHINE-SECRET\n")
+    root = tmp_path / "img"
+    log = root / "var/log"
+    log.mkdir(parents=True)
+    names = [f"D{i:02d}" + "d" * 247 for i in range(17)]
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        for name in names:                                     # relative mkdirs: past PATH_MAX
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    os.symlink("/".join(names[:9]) + "/l2", log / "jcagent.log.9")
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        for name in names[:9]:
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        up = "../" * (len(root.parts) + 30)
+        os.symlink("/".join(names[9:]) + "/" + up + str(host_secret).lstrip("/"), "l2", dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        arts, staging = gather_image(root, tmp_path, [FileSource("/var/log/jcagent.log*", "logs", "agent-logs")])
+        assert "HOST-MACHINE-SECRET" not in staged_text(staging)
+        assert [a.status for a in arts if a.source == "/var/log/jcagent.log.9"] == ["skipped"]
+    finally:
+        import shutil
+        shutil.rmtree(log / names[0], ignore_errors=True)
+
+
+def test_resolving_never_climbs_out_of_a_missing_folder():
+    from platforms.base import resolve_inside
+    with pytest.raises(OSError):
+        resolve_inside("/", ("no-such-folder-here", "..", "..", "etc", "shadow"))
+    assert resolve_inside("/", ("no-such-folder-here", "x")) == ("no-such-folder-here", "x")
+
+
+@pytest.mark.parametrize("family", ["linux", "macos"])
+def test_fact_files_never_follow_an_image_link_onto_this_machine(tmp_path, family):
+    host_secret = tmp_path / "HOST_SECRET.txt"
+    host_secret.write_text("HOST-MACHINE-SECRET\n")
+    from tests.hosts import macos_host
+    root = (linux_host if family == "linux" else macos_host)(tmp_path / "img")
+    version = root / "opt/jc/version.txt"
+    version.unlink()
+    os.symlink(str(host_secret), version)                    # absolute: means the image's own path
+    loop = root / str(host_secret).lstrip("/")
+    loop.parent.mkdir(parents=True)
+    os.symlink(loop.name, loop)                              # and inside the image: a loop
+    platform = (Linux if family == "linux" else MacOS)(root, live=False)
+    assert "HOST-MACHINE-SECRET" not in platform.agent_info().version
+
+
+def test_a_hive_claiming_billions_of_subkeys_answers_at_once(tmp_path):
+    import struct
+    import time
+    from platforms.winregistry import RegfHive
+
+    def cell(payload):
+        size = 4 + len(payload)
+        size += (-size) % 8
+        return struct.pack("<i", -size) + payload + b"\0" * (size - 4 - len(payload))
+
+    def nk(name, count=0, subkeys=0xFFFFFFFF):
+        b = bytearray(76)
+        b[0:2] = b"nk"
+        struct.pack_into("<H", b, 2, 0x24)
+        struct.pack_into("<I", b, 20, count)
+        struct.pack_into("<I", b, 28, subkeys)
+        struct.pack_into("<II", b, 36, 0, 0xFFFFFFFF)
+        struct.pack_into("<II", b, 44, 0xFFFFFFFF, 0xFFFFFFFF)
+        struct.pack_into("<H", b, 72, len(name))
+        return bytes(b) + name.encode("latin-1")
+
+    n = 65535
+    root_off = 0x20
+    child_off = root_off + len(cell(nk("ROOT")))
+    child = cell(nk("zzz"))
+    li_off = child_off + len(child)
+    li = cell(b"li" + struct.pack("<H", n) + struct.pack("<I", child_off) * n)
+    ri_off = li_off + len(li)
+    ri = cell(b"ri" + struct.pack("<H", n) + struct.pack("<I", li_off) * n)
+    bins = bytearray(b"hbin" + b"\0" * 28 + cell(nk("ROOT", 0xFFFFFFFF, ri_off)) + child + li + ri)
+    bins += b"\0" * ((-len(bins)) % 4096)
+    struct.pack_into("<I", bins, 8, len(bins))
+    base = bytearray(4096)
+    base[0:4] = b"regf"
+    struct.pack_into("<II", base, 4, 1, 1)
+    struct.pack_into("<I", base, 24, 5)
+    struct.pack_into("<II", base, 36, root_off, len(bins))
+    check = 0
+    for (word,) in struct.iter_unpack("<I", bytes(base[:508])):
+        check ^= word
+    struct.pack_into("<I", base, 508, check)
+    path = tmp_path / "SOFTWARE"
+    path.write_bytes(bytes(base) + bytes(bins))
+    started = time.monotonic()
+    with RegfHive(path) as hive:
+        assert not hive.has_key(["Microsoft", "Windows NT"])
+        assert len(hive.subkey_names([])) <= 1 << 20
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.timeout(60)
+def test_a_gzip_of_many_empty_members_costs_linear_time(tmp_path):
+    import time
+    root = tmp_path / "root"
+    (root / "var/log").mkdir(parents=True)
+    (root / "var/log/jcagent.log.4.gz").write_bytes(gzip.compress(b"") * 800_000)    # 16 MB
+    started = time.monotonic()
+    arts, _ = gather_image(root, tmp_path, [FileSource("/var/log/jcagent.log*", "logs", "agent-logs")])
+    assert time.monotonic() - started < 15
+    assert any("10000 gzip members" in t for t in arts[0].truncation)

@@ -422,3 +422,65 @@ def test_intake_refuses_a_hostile_header_and_fetch_checks_the_record(tmp_path):
                             "--token-file", str(engineer), "--to", str(got), "--json"],
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert r.returncode == 0 and os.listdir(got) == [f"{good_id}.7z"], r.stderr
+
+
+# ----------------------------------------------------------------------------- a second attack round
+
+
+def test_a_compressed_payload_entry_is_refused_before_anything_is_copied(place):
+    """A 2 GiB payload of zeros, LZMA2-compressed inside the outer archive, declared honestly:
+    refused from the header's size against the cap, without writing it next to the target."""
+    import hashlib
+    from tests.raw7z import solid_archive
+    src, cwd, pw = place
+    size, chunk = 64 << 20, b"\0" * (1 << 20)
+    (src / "empty").write_bytes(b"")
+    header = hostile.header_for(src / "empty")
+    header["payload"]["size"] = size
+    header["payload"]["sha256"] = hashlib.sha256(chunk * 64).hexdigest()
+    out = src / "b.7z"
+    solid_archive(out, [("bundle.json", [json.dumps(header).encode()]),
+                        ("payload.7z", (chunk for _ in range(64)))])
+    assert out.stat().st_size < 1 << 20
+    refused(cwd, src.parent, "extract_cap_exceeded", "open", out, "--password-file", pw,
+            "--max-extract-size", "1M")
+    obj = refused(cwd, src.parent, "not_a_bundle", "open", out, "--password-file", pw)
+    assert "compressed inside the bundle" in obj["error"]
+
+
+@pytest.mark.timeout(60)
+def test_a_tiny_header_listing_millions_of_entries_is_refused_quickly(place):
+    from tests.raw7z import archive, empty_files_header
+    src, cwd, _ = place
+    bomb = src / "bomb.7z"
+    bomb.write_bytes(archive(b"", empty_files_header(["x"] * (1 << 21))))
+    assert bomb.stat().st_size < 64 * 1024
+    refused(cwd, src.parent, "not_a_bundle", "inspect", bomb)
+
+
+def test_a_folder_entry_carrying_data_is_refused(place):
+    from tests.raw7z import solid_archive
+    src, cwd, pw = place
+    p = src / "payload.7z"
+    solid_archive(p, [("big", [b"\0" * (1 << 20)]), ("SUMMARY.txt", [b"ok\n"])], attributes=[0x10, 0x20])
+    refused(cwd, src.parent, "unsafe_entry", "open", _payload_bundle(src, p), "--password-file", pw)
+
+
+def test_a_readable_or_non_7z_payload_is_corrupt_not_a_wrong_password(place):
+    from tests.raw7z import solid_archive
+    src, cwd, pw = place
+    p = src / "payload.7z"
+    solid_archive(p, [("SUMMARY.txt", [b"ok\n"])])                 # a 7z anyone can read
+    obj = refused(cwd, src.parent, "payload_corrupt", "open", _payload_bundle(src, p), "--password-file", pw)
+    assert "not encrypted" in obj["error"]
+    p.write_bytes(b"\0" * 4096)                                      # no 7z at all
+    (src / "b.7z").unlink()
+    obj = refused(cwd, src.parent, "payload_corrupt", "open", _payload_bundle(src, p), "--password-file", pw)
+    assert "no 7z archive" in obj["error"]
+
+
+@pytest.mark.parametrize("names", [("Log.txt", "log.txt"), ("caf\u00e9", "cafe\u0301")], ids=["case", "nfc"])
+def test_names_equal_on_windows_or_macos_are_refused(place, names):
+    src, cwd, pw = place
+    p = hostile.payload(src / "p", {"SUMMARY.txt": b"x", names[0]: b"one", names[1]: b"two"})
+    refused(cwd, src.parent, "unsafe_entry", "open", _payload_bundle(src, p), "--password-file", pw)
