@@ -11,6 +11,7 @@ wheel is missing the ``bytes.find`` loop gives the same answer, slower.
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Sequence
 
 try:
@@ -46,6 +47,13 @@ class LiteralFinder:
     @property
     def native(self) -> bool:
         return self._automaton is not None
+
+    def starts(self, block: bytes) -> list[int]:
+        """Where matches start, in increasing order (``positions`` without the word index;
+        the log statistics only need the lines)."""
+        if self._automaton is not None and not self.every:
+            return list(map(itemgetter(1), self._automaton.find_matches_as_indexes(block)))
+        return sorted(map(itemgetter(0), self.positions(block)))
 
     def positions(self, block: bytes) -> list[tuple[int, int]]:
         if self._automaton is not None:

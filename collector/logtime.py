@@ -92,6 +92,37 @@ def line_timestamp(line: bytes, year_hint: int) -> Optional[datetime]:
     return None
 
 
+#: :func:`stamp_layout` of a line whose timestamp ``line_timestamp`` must read itself.
+READ_EACH = "read each"
+
+
+def stamp_layout(shape: bytes):
+    """Where a line's timestamp is, judged on its *digit shape* (every ASCII digit made
+    "0": both patterns above see only digit-or-not, so a line and its shape match alike).
+
+    None: the line carries no timestamp.  ``(offset, template)``: a stamp
+    ``YYYY-MM-DD HH:MM:SS`` (either separators) at ``offset`` with no zone after it,
+    ``template`` its 19 bytes of shape; lines of one template order in time as their
+    19 stamp bytes order as text, so the log statistics compare and count them as
+    bytes and build datetimes only for the few they keep.  Whether the digits make a
+    real date is for the caller to check.  :data:`READ_EACH`: any other stamp (a zone,
+    a two-digit year, syslog's month names).
+    """
+    m = _ISO.match(shape)
+    if m:
+        if m.group(7) is None and len(m.group(1)) == 4:
+            at = m.start(1)
+            return at, shape[at:at + 19]
+        return READ_EACH
+    return READ_EACH if _SYSLOG.match(shape) else None
+
+
+def stamp_end(shape: bytes) -> int:
+    """Where the timestamp ``line_timestamp`` would read ends (0: none)."""
+    m = _ISO.match(shape) or _SYSLOG.match(shape)
+    return m.end() if m else 0
+
+
 def _zone(text: bytes) -> timezone:
     if text == b"Z":
         return timezone.utc

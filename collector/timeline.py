@@ -61,10 +61,17 @@ class Timeline:
         """Count one event of ``key`` at ``when`` (None: not placed)."""
         if when is None:
             return
-        idx = self.cover(when)
+        self.add_hour(key, hour_index(when))
+
+    def add_hour(self, key: str, hour: int, count: int = 1) -> None:
+        """Count ``count`` events of ``key`` in the hour ``hour`` (see :func:`hour_index`).
+        The log statistics count a whole block's lines per key and hour first and call
+        this once per pair: counts add up alike in any order, so the result is the same
+        as one :meth:`add` per line."""
+        idx = self.cover_hour(hour)
         entry = self._series.get(key)
         if entry is None:
-            self._series[key] = [idx, array("I", [1])]
+            self._series[key] = [idx, array("I", [count])]
             return
         base, counts = entry
         if idx < base:
@@ -72,12 +79,15 @@ class Timeline:
             entry[0] = base = idx
         elif idx - base >= len(counts):
             counts.extend(_zeros(idx - base - len(counts) + 1))
-        counts[idx - base] += 1
+        counts[idx - base] += count
 
     def cover(self, when: datetime) -> int:
         """Make the window include ``when`` (a log line that is no error: the chart then
         spans the whole log, quiet hours included); its bucket index at the new width."""
-        hour = hour_index(when)
+        return self.cover_hour(hour_index(when))
+
+    def cover_hour(self, hour: int) -> int:
+        """:meth:`cover` for an hour index."""
         idx = hour // self.hours
         if self.lo is not None and self.lo <= idx <= self.hi:
             return idx                                   # the usual case: inside the window

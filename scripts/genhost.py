@@ -43,6 +43,37 @@ MESSAGES = [
     "sudoers file /etc/sudoers.d/jumpcloud-{user} written",
 ]
 LEVELS = ["INFO"] * 12 + ["DEBUG"] * 5 + ["WARN"] * 2 + ["ERROR"]
+QUIET_LEVELS = ["INFO"] * 12 + ["DEBUG"] * 5 + ["WARN"] * 2
+#: What a troubled Go agent logs at ERROR: the same few failures over and over, each with
+#: fresh request ids, addresses, durations and counters (``--errors``).
+ERROR_MESSAGES = [
+    'failed to poll server: Post "https://agent.jumpcloud.com/api/v2/systems/{system}/poll": '
+    "dial tcp 10.{a}.{b}.{c}:443: i/o timeout",
+    "request {uuid} failed: status=503 after {ms}ms (attempt {n})",
+    'x509: certificate signed by unknown authority (possibly because of "crypto/rsa: verification '
+    'error" while trying to verify candidate authority certificate "JumpCloud")',
+    "failed to apply policy {policy}: exit status {n}",
+    "command {uuid} failed exit=1 stderr={n} bytes duration={ms}ms",
+    "user {user} sync failed: uid {uid} already in use by pid {pid}",
+    "could not write /var/lib/jc/state/{state}.json: no space left on device",
+    "ldap bind failed for uid={user},ou=Users,o={system},dc=jumpcloud,dc=com: Invalid Credentials",
+    "heartbeat failed: context deadline exceeded (Client.Timeout exceeded while awaiting headers) "
+    "duration={ms}ms",
+    "websocket read error: read tcp 10.{a}.{b}.{c}:{port}->34.{b}.{c}.{a}:443: connection reset by peer",
+]
+FRAMES = [
+    ("jumpcloud.com/agent/pkg/policy.(*Runner).Apply", "pkg/policy/runner.go"),
+    ("jumpcloud.com/agent/pkg/usermgmt.(*Syncer).syncUser", "pkg/usermgmt/sync.go"),
+    ("jumpcloud.com/agent/pkg/transport.(*Client).Do", "pkg/transport/client.go"),
+    ("jumpcloud.com/agent/pkg/commands.(*Executor).run", "pkg/commands/exec.go"),
+    ("net/http.(*Client).do", "/usr/local/go/src/net/http/client.go"),
+    ("main.(*agent).loop", "cmd/jcagent/main.go"),
+]
+#: Of the error records: this share carries a goroutine stack trace, this share is a
+#: ``panic:`` block (a panic line, a signal line, the stacks); the rest are single lines.
+TRACE_SHARE, PANIC_SHARE = 0.04, 0.01
+#: Lines a trace or panic adds beyond its one error line, on average (for the error rate).
+_EXTRA_LINES = TRACE_SHARE * 10 + PANIC_SHARE * 13
 SYSLOG_MESSAGES = [
     "sshd[{pid}]: Accepted publickey for {user} from 10.{a}.{b}.{c} port {port} ssh2: ED25519 SHA256:{b64}",
     "sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid={uid}) by (uid=0)",
@@ -83,20 +114,59 @@ class _AgentVocabulary:
         return dict(ms=rng.randint(1, 3000), uuid=f"{rng.getrandbits(128):032x}", user=rng.choice(USERS),
                     uid=rng.randint(5000, 5039), n=rng.randint(1, 400), etag=self.etag,
                     policy=rng.choice(self.policies), state=rng.choice(self.state_files),
-                    system=self.system_id)
+                    system=self.system_id, pid=rng.randint(300, 99999), port=rng.randint(32768, 60999),
+                    a=rng.randint(0, 255), b=rng.randint(0, 255), c=rng.randint(1, 254))
+
+
+def _stack(rng: random.Random, frames: int) -> str:
+    """A Go goroutine dump: ``goroutine N [running]:`` then function and file lines."""
+    out = [f"goroutine {rng.randint(1, 5000)} [running]:"]
+    for _ in range(frames):
+        func, path = rng.choice(FRAMES)
+        out.append(f"{func}(0xc000{rng.getrandbits(24):06x}, {{0xc000{rng.getrandbits(24):06x}, "
+                   f"0x{rng.randint(1, 99):x}}})")
+        out.append(f"\t{path if path.startswith('/') else '/build/agent/' + path}:{rng.randint(20, 900)} "
+                   f"+0x{rng.getrandbits(12):x}")
+    return "\n".join(out)
+
+
+def _error_record(rng: random.Random, fields: dict) -> tuple[str, str]:
+    """(level, message) of one error record; a message may span lines (stack, panic)."""
+    msg = rng.choice(ERROR_MESSAGES).format(**fields)
+    roll = rng.random()
+    if roll < PANIC_SHARE:
+        return "ERROR", (f"agent goroutine crashed: {msg}\npanic: runtime error: invalid memory address or "
+                         f"nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 "
+                         f"addr=0x0 pc=0x{rng.getrandbits(24):x}]\n\n{_stack(rng, 5)}")
+    if roll < PANIC_SHARE + TRACE_SHARE:
+        return "ERROR", f"{msg}\n{_stack(rng, 4)}\n"[:-1]
+    return "ERROR", msg
 
 
 def agent_lines(rng: random.Random, start: datetime, approx_bytes: int,
-                vocabulary: Optional[_AgentVocabulary] = None) -> Iterator[bytes]:
-    """Encoded jcagent.log lines until about ``approx_bytes`` are produced."""
+                vocabulary: Optional[_AgentVocabulary] = None,
+                errors: Optional[float] = None) -> Iterator[bytes]:
+    """Encoded jcagent.log lines until about ``approx_bytes`` are produced.
+
+    ``errors`` (0..1): that share of the lines are error lines (a troubled agent's
+    mix, see ERROR_MESSAGES, stack traces and ``panic:`` blocks included); None keeps
+    the plain mix where one line in 20 is at level ERROR.
+    """
     t, produced = start, 0
     vocabulary = vocabulary or _AgentVocabulary(rng)
+    # error records among records, so that error lines / all lines comes out at ``errors``
+    p_error = None if errors is None else min(1.0, errors / (1 - errors * _EXTRA_LINES))
     while produced < approx_bytes:
         t += timedelta(milliseconds=rng.randint(5, 900))
-        msg = rng.choice(MESSAGES).format(**vocabulary.fields(rng))
+        fields = vocabulary.fields(rng)
+        if p_error is not None and rng.random() < p_error:
+            level, msg = _error_record(rng, fields)
+        else:
+            msg = rng.choice(MESSAGES).format(**fields)
+            level = rng.choice(LEVELS if p_error is None else QUIET_LEVELS)
         if rng.random() < 0.0005:
             msg += f" Authorization: Bearer {rng.getrandbits(160):040x}"
-        line = f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d} [{rng.choice(LEVELS)}] " \
+        line = f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d} [{level}] " \
                f"{rng.choice(COMPONENTS)}: {msg}\n".encode()
         produced += len(line)
         yield line
@@ -173,16 +243,19 @@ def _agent_dir(root: Path, seed: int) -> None:
         (jc / name).write_text(f"-----BEGIN {name.upper()}-----\nnot-a-real-key\n-----END {name.upper()}-----\n")
 
 
-def make_host(root: Path, total_bytes: int, seed: int = 7, rotations: int = 9) -> Path:
+def make_host(root: Path, total_bytes: int, seed: int = 7, rotations: int = 9,
+              errors: Optional[float] = None) -> Path:
     """A Linux agent host whose logs add up to about ``total_bytes``: jcagent.log and
     ``rotations`` rotations (85%), syslog (10%), auth.log (4%), the updater log and apt
-    history (the rest), plus /opt/jc."""
+    history (the rest), plus /opt/jc.  ``errors``: the share of error lines in the
+    agent's logs (see :func:`agent_lines`)."""
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc/os-release").write_text('NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n'
                                          'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nVERSION_CODENAME=jammy\n')
     logs = root / "var/log"
     per_file = int(total_bytes * AGENT_SHARE) // (rotations + 1)
-    host_agent_lines = partial(agent_lines, vocabulary=_AgentVocabulary(_rng(seed, "vocabulary")))
+    host_agent_lines = partial(agent_lines, vocabulary=_AgentVocabulary(_rng(seed, "vocabulary")),
+                               errors=errors)
     for i in range(rotations, -1, -1):
         name = "jcagent.log" if i == 0 else f"jcagent.log.{i}"
         write_log(logs / name, _rng(seed, name), START + timedelta(days=rotations - i), per_file,
@@ -205,9 +278,10 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("--size", default="500M", type=parse_size, help="total log size (e.g. 50M, 500M, 2G)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--errors", type=float, help="percent of agent log lines that are errors (e.g. 35)")
     args = ap.parse_args()
     size = args.size
-    make_host(args.root, size, seed=args.seed)
+    make_host(args.root, size, seed=args.seed, errors=None if args.errors is None else args.errors / 100)
     print(f"wrote about {size} bytes of logs under {args.root}")
 
 

@@ -6,6 +6,7 @@ import os
 import random
 import threading
 import tracemalloc
+import uuid
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -705,3 +706,86 @@ def test_findings_are_sorted_errors_first_and_serialize(tmp_path):
     assert ids(found) == ["agent-service-stopped", "agent-log-silent", "agent-cert-missing", "agent-log-errors"]
     assert set(found[0].to_dict()) == {"id", "severity", "title", "evidence", "remediation"}
     json.dumps([f.to_dict() for f in found])
+
+
+# --------------------------------------------------------------------------- block-wide = line by line
+
+_STAMPS = ["{d} {t}", "{d} {t}.123", "[{d}T{t}]", '{d}T{t}Z', "{d} {t} +0200", "{d2} {t}", "{sl}",
+           "{dslash} {t}", '  {d} {t}', "", "", "    at frame {n}", "{bad} {t}"]
+_BODIES = ["[ERROR] failed to poll {hexid}: EOF", "[INFO] ok {n}ms", "ERROR job {uuid} took {n}ms",
+           "[WARN] error budget {n}%", "panic: runtime error: index out of range [{n}]",
+           "[ERROR] resolution {n}x{n} refused 0x{n}", "level=error msg=\"policy {n} failed\"",
+           "[FATAL] disk {word} full", "[ERROR] \xe9t\xe9 {hexid}", "goroutine {n} [running]: errors.go"]
+
+
+def _block_log(rng: random.Random, lines: int) -> bytes:
+    """Lines of many stamp layouts (zones, two-digit years, syslog, bracketed, none, dates
+    that are no dates), clocks that step back, fresh ids, "7x" that shaping would make "0x"."""
+    when = datetime(2024, 2, 27, 22, 0)
+    out = []
+    for _ in range(lines):
+        when += timedelta(seconds=rng.choice([1, 7, 61, 900, -3, -3700]))
+        stamp = rng.choice(_STAMPS).format(
+            d=when.strftime("%Y-%m-%d"), t=when.strftime("%H:%M:%S"), d2=when.strftime("%y-%m-%d"),
+            dslash=when.strftime("%Y/%m/%d"), sl=when.strftime("%b %d %H:%M:%S"), n=rng.randint(0, 99),
+            bad=rng.choice(["2024-02-30", "2024-13-01", "0000-01-01", "2024-02-29"]))
+        if rng.random() < 0.05:
+            stamp = stamp.replace(when.strftime("%H:%M:%S"), rng.choice(["24:00:00", "10:60:00", "10:00:61"]))
+        body = rng.choice(_BODIES).format(hexid="%024x" % rng.getrandbits(96), n=rng.randint(0, 999),
+                                          uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+                                          word=rng.choice(["sda", "sdb", "nvme0"]))
+        out.append((stamp + " " + body).lstrip(" ") if stamp and rng.random() < 0.9 else stamp + body)
+    return ("\n".join(out) + "\n").encode()
+
+
+def _line_by_line(max_groups: int = health.MAX_GROUPS) -> LogStats:
+    stats = LogStats(now=NOW, max_groups=max_groups)
+    stats._block_errors = lambda block, before: False          # the reference: one line at a time
+    return stats
+
+
+def _everything(stats: LogStats) -> tuple:
+    summary = stats.to_summary()
+    groups = {k: (g.count, g.first, g.last, g.example) for k, g in stats._groups.items()}
+    return snapshot(stats), stats.evicted, groups, list(stats._groups), summary["timeline"], \
+        stats.timeline.to_dict(list(stats._groups))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2 ** 32), st.integers(50, 1500), st.sampled_from([health.MAX_GROUPS, 40, 8]),
+       st.sampled_from([1 << 20, 4096, 333]))
+def test_block_wide_statistics_equal_line_by_line(seed, lines, max_groups, chunk):
+    """The block-wide way (LogStats._block_errors) against the line-by-line way on logs of
+    every layout: same counts, first/last seen, examples, group order (eviction), timeline."""
+    rng = random.Random(seed)
+    logs = [_block_log(rng, lines), _block_log(rng, lines // 3)]
+    fast, slow = LogStats(now=NOW, max_groups=max_groups), _line_by_line(max_groups)
+    for stats in (fast, slow):
+        for log in logs:
+            for i in range(0, len(log), chunk):
+                stats.feed(log[i:i + chunk])
+            stats.close()
+    assert _everything(fast) == _everything(slow)
+
+
+def test_block_wide_statistics_take_the_fast_way_on_agent_logs():
+    """The usual agent log (one stamp layout, a third error lines, fresh ids) is counted
+    block-wide, not line by line, and gives the line-by-line answer."""
+    rng = random.Random(5)
+    lines = []
+    when = datetime(2026, 11, 1)
+    for i in range(6000):
+        when += timedelta(milliseconds=rng.randint(5, 900))
+        level = "ERROR" if i % 3 == 0 else "INFO"
+        lines.append(f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d} [{level}] request "
+                     f"{rng.getrandbits(128):032x} failed after {rng.randint(1, 900)}ms\n")
+    log = "".join(lines).encode()
+    fast, slow = LogStats(now=NOW), _line_by_line()
+    taken = []
+    real = fast._block_errors
+    fast._block_errors = lambda block, before: taken.append(real(block, before)) or taken[-1]
+    for stats in (fast, slow):
+        stats.feed(log)
+        stats.close()
+    assert taken == [True] and fast.error_lines == 2000
+    assert _everything(fast) == _everything(slow)

@@ -72,3 +72,23 @@ def test_ladder_days_start_at_midnight_and_untimed_events_are_not_placed():
 def test_a_rejected_budget():
     with pytest.raises(ValueError):
         Timeline(1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=events_strategy, max_buckets=st.integers(min_value=2, max_value=100))
+def test_counts_added_per_hour_equal_one_add_per_event(events, max_buckets):
+    """add_hour(key, hour, n) (the log statistics count a block per key and hour first) gives
+    what n calls of add() give, in whatever order the pairs come."""
+    one, grouped = Timeline(max_buckets), Timeline(max_buckets)
+    pairs = Counter()
+    for key, when in events:
+        if key is None:
+            one.cover(when)
+            grouped.cover_hour(hour_index(when))
+        else:
+            one.add(key, when)
+            pairs[(key, hour_index(when))] += 1
+    for (key, hour), n in sorted(pairs.items(), key=lambda kv: -kv[0][1]):     # newest first
+        grouped.add_hour(key, hour, n)
+    keys = ["a", "b", "c", "<script>"]
+    assert grouped.to_dict(keys) == one.to_dict(keys)
