@@ -362,10 +362,23 @@ _PEM_BODY = re.compile(
     rb"[ \t]*(?:[A-Za-z0-9+/=]{1,200}|(?i:proc-type|dek-info|comment|version|hash):[^\r\n]*)?[ \t]*\r?")
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/]{40,}={0,2}")
 _ALL_STARS = re.compile(rb"\*+|x{3,}|#{3,}", re.I)
-# A reference to a value kept elsewhere ($PASSWORD, ${DB_PASS}, $(cat f), %PASS%, {{ .token }}),
-# never the secret itself.
-_VARIABLE = re.compile(rb"\$[a-z_][a-z0-9_]*|\$\{[^{}\s]{1,64}\}|\$\([^()]{1,200}\)|%[a-z_][a-z0-9_]*%"
+# A reference to a value kept elsewhere ($PASSWORD, $db_pass, ${DB_PASS}, $(cat f), %PASS%,
+# {{ .token }}), never the secret itself.  A bare name must read like a variable: two letters
+# first and one case throughout, so a password such as "$A000000" or "$Secret1" is still hidden.
+_NAME = rb"(?:[A-Z_]{2,}[A-Z0-9_]*|[a-z_]{2,}[a-z0-9_]*)"
+_VARIABLE = re.compile(rb"\$" + _NAME + rb"|\$\{[^{}\s]{1,64}\}|\$\([^()]{1,200}\)|%" + _NAME + rb"%"
                        rb"|\{\{[^{}]{1,100}\}\}")
+
+
+def is_variable(value: bytes) -> bool:
+    """A reference such as ``$DB_PASS`` or ``%PASS%`` (see :data:`_VARIABLE`); a bare name
+    with more digits than letters (``$AA00000``) reads like a password and is not one."""
+    if _VARIABLE.fullmatch(value) is None:
+        return False
+    if value[:2] in (b"${", b"$(", b"{{"):
+        return True
+    digits = sum(c in b"0123456789" for c in value)
+    return digits <= len(value) - 2 - digits
 
 
 class Matcher:
@@ -523,7 +536,7 @@ class Matcher:
         """Values that hold no secret (empty, true/false/null, ``****``, already redacted)."""
         v = value.strip().lower()
         return (v in self._placeholders or _ALL_STARS.fullmatch(v) is not None
-                or b"redacted:" in v or _VARIABLE.fullmatch(v) is not None)
+                or b"redacted:" in v or is_variable(value.strip()))
 
     def replacement(self, rule_id: str, secret: bytes) -> bytes:
         """What a secret becomes: the marker, after a known public prefix of a long one."""

@@ -440,11 +440,16 @@ B64 = string.ascii_letters + string.digits + "+/"
 PW = string.ascii_uppercase + string.digits + "!#$%^*+~"
 
 
+from collector.redact_rules import is_variable  # noqa: E402
+
 PLACEHOLDERS = default_rules().placeholder_values      # "null", "undefined"...: never secrets
 
 
 def _s(alphabet: str, lo: int, hi: int):
-    return st.text(alphabet=alphabet, min_size=lo, max_size=hi).filter(lambda v: v.lower() not in PLACEHOLDERS)
+    """Secrets of ``alphabet``: never a placeholder word or a variable reference ($DB_PASS),
+    which by design are not secrets."""
+    return st.text(alphabet=alphabet, min_size=lo, max_size=hi).filter(
+        lambda v: v.lower() not in PLACEHOLDERS and not is_variable(v.encode()))
 
 
 def _jwt(parts):
