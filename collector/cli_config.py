@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from .cli_common import _emit, _fail, command_settings, examples, explicit_flags  # noqa: F401 (re-exported)
+from .cli_common import _emit, _fail, examples
 
 PRECEDENCE = ("flags > env JCDIAG_* > managed settings > config file > defaults; "
               "an enforced managed setting wins over all")

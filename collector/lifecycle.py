@@ -31,7 +31,6 @@ behind), ``unknown`` (either axis), ``supported``.  A claim of ``supported`` or
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta

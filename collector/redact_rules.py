@@ -948,7 +948,7 @@ class Matcher:
     def _kv_below(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
         """A secret key whose value is on the lines below: YAML ``key:`` / ``key: |``
         at the end of a line."""
-        low, orig = sc.low, sc.orig
+        orig = sc.orig
         ks = self._key_start(sc, m.start())
         cls = self.classify_key(orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:

@@ -44,7 +44,7 @@ from collector.ids import normalize
 from collector.unpack import check_payload
 
 from .metrics import Stats
-from .storage import READ_CHUNK, Storage, StorageFull, full_as_507
+from .storage import READ_CHUNK, Storage, full_as_507
 from .tokens import Claims
 
 TUS_VERSION = "1.0.0"

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from collector.cli_config import command_settings, explicit_flags
+from collector.cli_common import command_settings, explicit_flags
 from collector.config import (POLICY_KEY, ConfigError, display_value, load_settings, mask_url,
                               parse_bool, parse_duration, parse_size, system_config_path)
 from platforms.winregistry import DictRegistryReader
