@@ -5,11 +5,12 @@ depends on how it is fed; an endpoint in trouble wants the bundle fast and light
 This writer produces what ``7z a -mhe=on -p...`` produces and stock 7-Zip, p7zip and
 py7zr open (format: ``7zFormat.txt`` of the LZMA SDK), and nothing more:
 
-* Folder data is LZMA2 (Python's ``lzma``, raw) or Copy, each followed by 7zAES
+* Folder data is LZMA2 (7-Zip's own encoder through pylzma, else liblzma:
+  :mod:`collector.lzma2enc`) or Copy, each followed by 7zAES
   (AES-256-CBC; key = SHA-256 over 2**19 rounds of salt + UTF-16LE password + counter,
   as 7-Zip defines it; a random IV per folder, kept in the coder properties).
 * Both cores: a folder's data is cut into fixed blocks that are compressed as
-  independent LZMA2 streams in a thread pool (liblzma releases the GIL) and joined
+  independent LZMA2 streams in a thread pool (both encoders release the GIL) and joined
   into one LZMA2 stream -- every block starts with a dictionary reset, exactly what
   7-Zip's own multithreaded LZMA2 encoder emits -- so even one big log uses both cores.
 * Flat memory: inputs are read in bounded chunks; at most ``threads + 1`` blocks are
@@ -45,6 +46,8 @@ from typing import BinaryIO, Callable, Iterable, Optional
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from .lzma2enc import DICT_SIZE, LZMA2_FILTER, block_encoder
+
 __all__ = ["StreamingWriter", "write_archive", "derive_key", "is_precompressed",
            "LZMA2_FILTER", "BLOCK_SIZE", "AES_CYCLES_POWER", "COPY", "LZMA2", "SevenZipWriteError"]
 
@@ -70,13 +73,6 @@ COPY, LZMA2 = "copy", "lzma2"
 AES_CYCLES_POWER = 19
 AES_BLOCK = 16
 
-#: LZMA2 settings: preset 1 with the parameters ``7z -mx1`` runs (fast mode, HC4 match
-#: finder, 256 KiB dictionary, short nice length) and a shallower search.  Measured on
-#: scripts/genhost.py logs against ``7z -mx1`` (size 1.000, ~45 MB/s per core): this
-#: 1.03 at 43 MB/s per core; plain preset 1 (1 MiB dictionary, nice 128) 1.005 at
-#: 36 MB/s; preset 0 1.09 at 50 MB/s.  Compression is most of a collection's CPU time.
-LZMA2_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 1 << 18,
-                      "mode": lzma.MODE_FAST, "mf": lzma.MF_HC4, "nice_len": 32, "depth": 8}
 #: The header is small and read once: compress it harder.
 HEADER_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 20}
 
@@ -192,16 +188,6 @@ class _AesStream:
 
 # ---------------------------------------------------------------------------- compression
 
-def _lzma2_block(data: bytes | bytearray, filters: list[dict]) -> bytes:
-    """One block as an independent raw LZMA2 stream without its end marker, so blocks
-    concatenate into one stream (each starts with a dictionary reset)."""
-    compressor = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=filters)
-    packed = compressor.compress(data) + compressor.flush()
-    if not packed or packed[-1] != 0:
-        raise SevenZipWriteError("liblzma produced an LZMA2 stream without its end marker")
-    return packed[:-1]
-
-
 def is_precompressed(name: str, head: bytes) -> bool:
     """True for data not worth compressing: a compressed-format name, or a first block
     that zlib's fastest level cannot shrink by 10% (high entropy)."""
@@ -242,12 +228,12 @@ class _FolderEncoder:
     """
 
     def __init__(self, record: _FolderRecord, sink: Callable[[bytes], None],
-                 pool: Optional[ThreadPoolExecutor], filters: list[dict], block_size: int,
+                 pool: Optional[ThreadPoolExecutor], encode: Callable[[bytearray], bytes], block_size: int,
                  max_pending: int, key: Optional[Callable[[], bytes]]):
         self.record = record
         self._sink = sink
         self._pool = pool
-        self._filters = filters
+        self._encode = encode
         self._block_size = block_size
         self._max_pending = max_pending
         self._pending: deque[Future] = deque()
@@ -287,9 +273,9 @@ class _FolderEncoder:
     def _submit(self) -> None:
         block, self._buffer = self._buffer, bytearray()
         if self._pool is None:
-            self._emit(_lzma2_block(block, self._filters))
+            self._emit(self._encode(block))
             return
-        self._pending.append(self._pool.submit(_lzma2_block, block, self._filters))
+        self._pending.append(self._pool.submit(self._encode, block))
         while len(self._pending) > self._max_pending or (self._pending and self._pending[0].done()):
             self._emit(self._pending.popleft().result())
 
@@ -328,7 +314,8 @@ class StreamingWriter:
     """
 
     def __init__(self, out: Path | str, password: Optional[str] = None, *, method: str = LZMA2,
-                 threads: int = 2, block_size: int = BLOCK_SIZE, lzma2_filter: Optional[dict] = None,
+                 threads: int = 2, block_size: int = BLOCK_SIZE,
+                 encode: Optional[Callable[[bytearray], bytes]] = None,
                  detect_stored: bool = True, background: bool = False):
         if method not in (LZMA2, COPY):
             raise ValueError(f"unknown 7z method {method!r}: use 'lzma2' or 'copy'")
@@ -337,10 +324,7 @@ class StreamingWriter:
         self.path = Path(out)
         self.method = method
         self.detect_stored = detect_stored and method == LZMA2
-        lzma2_filter = lzma2_filter or LZMA2_FILTER
-        if lzma2_filter.get("id") != lzma.FILTER_LZMA2:
-            raise ValueError("lzma2_filter must be one lzma.FILTER_LZMA2 filter specification")
-        self._filters = [lzma2_filter]
+        self._encode = encode or block_encoder()
         self._block_size = block_size
         self._max_pending = threads + 1     # one queued block keeps every worker busy
         self._fh: BinaryIO = open(self.path, "wb")
@@ -524,7 +508,7 @@ class StreamingWriter:
         record = _FolderRecord(method, iv)
         self._folders.append(record)
         self._current = _FolderEncoder(record, self._write, self._pool if method == LZMA2 else None,
-                                       self._filters, self._block_size, self._max_pending,
+                                       self._encode, self._block_size, self._max_pending,
                                        self._key if self._password is not None else None)
         return self._current
 
@@ -563,7 +547,7 @@ class StreamingWriter:
         folder = _FolderRecord(LZMA2, iv, unpack_size=len(header), coded_size=len(packed),
                                pack_size=len(encrypted))
         return (bytes([K_ENCODED_HEADER]) + self._pack_info(pack_pos, [folder])
-                + self._unpack_info([folder], HEADER_FILTER, folder_crcs=[zlib.crc32(header)])
+                + self._unpack_info([folder], HEADER_FILTER["dict_size"], folder_crcs=[zlib.crc32(header)])
                 + bytes([K_END]))
 
     def _header(self) -> bytes:
@@ -571,7 +555,7 @@ class StreamingWriter:
         if self._folders:
             out += bytes([K_MAIN_STREAMS_INFO])
             out += self._pack_info(0, self._folders)
-            out += self._unpack_info(self._folders, self._filters[0])
+            out += self._unpack_info(self._folders, DICT_SIZE)
             out += self._substreams_info(self._folders)
             out += bytes([K_END])
         out += self._files_info()
@@ -583,11 +567,11 @@ class StreamingWriter:
         return (bytes([K_PACK_INFO]) + number(pack_pos) + number(len(folders)) + bytes([K_SIZE])
                 + b"".join(number(f.pack_size) for f in folders) + bytes([K_END]))
 
-    def _unpack_info(self, folders: list[_FolderRecord], lzma2_filter: dict,
+    def _unpack_info(self, folders: list[_FolderRecord], dict_size: int,
                      folder_crcs: Optional[list[int]] = None) -> bytes:
         out = bytearray([K_UNPACK_INFO, K_FOLDER]) + number(len(folders)) + b"\x00"
         for folder in folders:
-            out += self._folder_coders(folder, lzma2_filter)
+            out += self._folder_coders(folder, dict_size)
         out += bytes([K_CODERS_UNPACK_SIZE])
         for folder in folders:
             if folder.iv is not None:
@@ -599,11 +583,11 @@ class StreamingWriter:
         return bytes(out)
 
     @staticmethod
-    def _folder_coders(folder: _FolderRecord, lzma2_filter: dict) -> bytes:
+    def _folder_coders(folder: _FolderRecord, dict_size: int) -> bytes:
         """Coders in 7-Zip's order: 7zAES first (it reads the packed stream), then the
         (de)compressor, whose input is bound to AES's output."""
         if folder.method == LZMA2:
-            inner = _coder(METHOD_LZMA2, bytes([_lzma2_dict_prop(_dict_size(lzma2_filter))]))
+            inner = _coder(METHOD_LZMA2, bytes([_lzma2_dict_prop(dict_size)]))
         else:
             inner = _coder(METHOD_COPY)
         if folder.iv is None:
@@ -648,15 +632,6 @@ def _coder(method_id: bytes, props: bytes = b"") -> bytes:
 
 def _property(prop_id: int, data: bytes) -> bytes:
     return bytes([prop_id]) + number(len(data)) + data
-
-
-def _dict_size(lzma2_filter: dict) -> int:
-    """The dictionary size a filter spec will use (its own, or its preset's)."""
-    if "dict_size" in lzma2_filter:
-        return lzma2_filter["dict_size"]
-    preset = lzma2_filter.get("preset", lzma.PRESET_DEFAULT) & 0x1F
-    return (256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20,
-            32 << 20, 64 << 20)[preset]
 
 
 # ---------------------------------------------------------------------------- one-call API

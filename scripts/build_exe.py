@@ -18,7 +18,9 @@ PyInstaller does not cross-compile, so each executable is built on its own OS:
 What goes in: the ``collector``, ``platforms`` and ``intake`` packages (every submodule:
 the CLI imports most of them inside commands, and ``platforms`` picks its OS module
 at run time), the data files in ``collector/data`` (lifecycle table, its licence,
-redaction rules), py7zr with its codecs and cryptography.  What stays out: test and
+redaction rules), pylzma (7-Zip's LZMA encoder: the build refuses to go on without
+it, since the executable would then compress with the slower liblzma), py7zr with its
+codecs and cryptography.  What stays out: test and
 development packages, and boto3 (the S3 storage of ``jcdiag intake serve`` is for servers,
 which install with pip).
 
@@ -48,7 +50,7 @@ COLLECT_SUBMODULES = ("collector", "platforms", "intake")
 #: Imported by name at run time or behind try/except, so analysis may miss them.
 HIDDEN_IMPORTS = (
     "platforms.linux", "platforms.macos", "platforms.windows", "platforms.winregistry",
-    "py7zr.compressor", "bcj", "pyppmd", "inflate64", "Cryptodome.Cipher.AES", "backports.zstd",
+    "pylzma", "py7zr.compressor", "bcj", "pyppmd", "inflate64", "Cryptodome.Cipher.AES", "backports.zstd",
     "cryptography.hazmat.primitives.asymmetric.rsa", "cryptography.hazmat.primitives.asymmetric.padding",
     "cryptography.hazmat.primitives.serialization", "cryptography.x509",
 )
@@ -97,6 +99,11 @@ def build(dist: Path, work: Path) -> tuple[Path, float]:
         import PyInstaller  # noqa: F401
     except ImportError:
         sys.exit("PyInstaller is not installed: pip install -e '.[build]'")
+    try:
+        import pylzma  # noqa: F401
+    except ImportError:
+        sys.exit("pylzma is not installed (the executable compresses with 7-Zip's encoder): "
+                 "pip install -e '.[build]' (it builds with the platform's C compiler)")
     work.mkdir(parents=True, exist_ok=True)
     entry = work / "jcdiag_entry.py"
     entry.write_text(ENTRY, encoding="utf-8")

@@ -17,7 +17,7 @@ import py7zr
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from collector import sevenzip
+from collector import lzma2enc, sevenzip
 from collector.sevenzip import (StreamingWriter, SevenZipWriteError, bit_vector, derive_key,
                                 is_precompressed, number, write_archive)
 from tests.opener import headers_are_encrypted
@@ -124,28 +124,92 @@ def test_methods_crcs_and_empty_files_as_7z_reports_them(mixed, tmp_path):
     assert len({e.get("Block") for e in entries.values() if e.get("Block")}) == 3
 
 
-def test_big_file_is_compressed_as_several_independent_blocks(tmp_path, monkeypatch):
+@pytest.mark.parametrize("encode", [lzma2enc.sdk_block, lzma2enc.liblzma_block], ids=["7-zip", "liblzma"])
+def test_big_file_is_compressed_as_several_independent_blocks(tmp_path, encode):
     calls = []
-    real = sevenzip._lzma2_block
 
-    def counting(block, filters):
+    def counting(block):
         calls.append(len(block))
-        return real(block, filters)
+        return encode(block)
 
-    monkeypatch.setattr(sevenzip, "_lzma2_block", counting)
     data = log_text(20000)
     contents = {"big.log": data}
     archive = tmp_path / "big.7z"
-    write_archive(make_files(tmp_path, contents), archive, PASSWORD, block_size=SMALL_BLOCK)
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, encode=counting) as writer:
+        for path, name in make_files(tmp_path, contents):
+            writer.add_file(path, name)
     assert len(calls) == -(-len(data) // SMALL_BLOCK) and max(calls) == SMALL_BLOCK
     check_everywhere(archive, contents, tmp_path, PASSWORD)
 
 
-def test_joined_lzma2_blocks_are_one_valid_stream():
+@pytest.mark.parametrize("encode", [lzma2enc.sdk_block, lzma2enc.liblzma_block], ids=["7-zip", "liblzma"])
+def test_joined_lzma2_blocks_are_one_valid_stream(encode):
     blocks = [log_text(500, seed=s) for s in range(4)] + [random.Random(3).randbytes(70_000)]
-    stream = b"".join(sevenzip._lzma2_block(b, [sevenzip.LZMA2_FILTER]) for b in blocks) + b"\x00"
-    plain = lzma.decompress(stream, format=lzma.FORMAT_RAW, filters=[sevenzip.LZMA2_FILTER])
+    stream = b"".join(encode(b) for b in blocks) + b"\x00"
+    plain = lzma.decompress(stream, format=lzma.FORMAT_RAW, filters=[lzma2enc.LZMA2_FILTER])
     assert plain == b"".join(blocks)
+
+
+def test_without_pylzma_the_writer_falls_back_to_liblzma(monkeypatch):
+    monkeypatch.setattr(lzma2enc, "_pylzma", None)
+    monkeypatch.delenv("JCDIAG_LZMA_ENCODER", raising=False)
+    assert lzma2enc.encoder_name() == "liblzma"
+    assert lzma2enc.block_encoder() is lzma2enc.liblzma_block
+    with pytest.raises(lzma2enc.LZMA2Error):
+        lzma2enc.sdk_block(b"x")
+
+
+def lzma2_chunks(stream: bytes) -> list[tuple[int, int, int]]:
+    """``(control, unpacked, packed)`` of each chunk of an LZMA2 stream without its end marker."""
+    chunks, pos = [], 0
+    while pos < len(stream):
+        control = stream[pos]
+        if control in (1, 2):
+            size = int.from_bytes(stream[pos + 1:pos + 3], "big") + 1
+            chunks.append((control, size, size))
+            pos += 3 + size
+        else:
+            assert control & 0x80, f"not an LZMA2 chunk at {pos}: {control:#x}"
+            unpacked = ((control & 0x1F) << 16 | int.from_bytes(stream[pos + 1:pos + 3], "big")) + 1
+            packed = int.from_bytes(stream[pos + 3:pos + 5], "big") + 1
+            chunks.append((control, unpacked, packed))
+            pos += 5 + (1 if control >= 0xC0 else 0) + packed
+    assert pos == len(stream)
+    return chunks
+
+
+# pieces that shrink a lot, a little and not at all: the cut adapts and sometimes overshoots
+_PIECES = st.lists(st.one_of(
+    st.integers(1, 400).map(lambda n: log_text(n, seed=n)),
+    st.tuples(st.integers(0, 2**32), st.integers(1, 300_000)).map(lambda a: random.Random(a[0]).randbytes(a[1])),
+    st.tuples(st.integers(0, 255), st.integers(1, 3_000_000)).map(lambda a: bytes([a[0]]) * a[1]),
+    st.binary(max_size=2000)), min_size=1, max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_PIECES)
+def test_sdk_blocks_decode_to_the_input_within_lzma2_limits(pieces):
+    data = b"".join(pieces)
+    assume(data)
+    stream = lzma2enc.sdk_block(data)
+    for control, unpacked, packed in lzma2_chunks(stream):
+        assert control in (0x01, 0xE0 | (unpacked - 1) >> 16)    # every chunk stands alone
+        assert unpacked <= 1 << 21 and packed <= 1 << 16
+    assert lzma.decompress(stream + b"\x00", format=lzma.FORMAT_RAW,
+                           filters=[lzma2enc.LZMA2_FILTER]) == data
+
+
+def test_both_encoders_give_the_same_archive_contents(tmp_path, monkeypatch):
+    """The fallback (liblzma) and 7-Zip's encoder: different bytes, the same files."""
+    contents = {"logs/jcagent.log": log_text(30000), "noise.bin": random.Random(5).randbytes(300_000),
+                "zeros.txt": bytes(5_000_000)}
+    for name in ("7-zip", "liblzma"):
+        monkeypatch.setenv("JCDIAG_LZMA_ENCODER", name)
+        assert lzma2enc.encoder_name() == name
+        archive = tmp_path / f"{name}.7z"
+        (tmp_path / name).mkdir()
+        write_archive(make_files(tmp_path / name, contents), archive, PASSWORD)
+        check_everywhere(archive, contents, tmp_path / f"out-{name}", PASSWORD)
 
 
 def test_headers_are_encrypted_and_names_are_not_in_clear(mixed, tmp_path):
