@@ -28,7 +28,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from platforms.base import Platform, resolve_inside, system_parts
 
@@ -104,15 +104,17 @@ class Gatherer:
                  limits: Limits | None = None,
                  progress: Optional[Callable[[str, int], None]] = None,
                  observe: Optional[Callable[[Artifact], Optional[object]]] = None,
-                 finished: Optional[Callable[[Path, str], None]] = None):
+                 payload: Optional[Any] = None):
         """``observe(artifact)`` may return an object with ``feed(bytes)`` and ``close()``
         that sees the redacted text of that artifact as it streams (health's log
-        statistics), so no file is read twice.  ``finished(path, name)`` is told of
-        each staging file once it is complete and will not change (the payload
-        compresses it while the next one is gathered); a file that failed midway is
-        removed instead, never handed on."""
+        statistics), so no file is read twice.  ``payload`` (a
+        :class:`collector.sevenzip.StreamingWriter`) takes each artifact's redacted bytes
+        as they come, through ``open_entry``, so the payload compresses them while the
+        rest is gathered and nothing is written to staging first; an artifact that fails
+        midway is discarded whole (``EntryStream.discard``), never kept in part.  Without
+        one (``--review``, ``check``) artifacts are written to ``staging``."""
         self.observe = observe
-        self.finished = finished
+        self.payload = payload
         self.platform = platform
         self.staging = staging
         self.redactor = redactor
@@ -546,55 +548,56 @@ class Gatherer:
     # ------------------------------------------------------------------ writing
     def _write(self, art: Artifact, chunks: Iterable[bytes], structured: Optional[str],
                raw: bool = False) -> None:
-        """Redact ``chunks`` into ``staging/<art.name>``, hashing as it goes.
+        """Redact ``chunks`` into the payload entry (or ``staging/<art.name>``), hashing as
+        it goes.
 
-        Fails closed: if redaction raises, the partial file is removed and the
+        Fails closed: if redaction raises, the partial output is discarded and the
         artifact recorded as failed, never written raw.
         """
         art.name = self._unique(art.name)
-        out_path = self.staging / art.name
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out = self.payload.open_entry(art.name) if self.payload is not None \
+            else _StagingOutput(self.staging / art.name)
         digest, size = hashlib.sha256(), 0
         try:
-            with open(out_path, "wb") as out:
-                def emit(data: bytes) -> None:
-                    nonlocal size
-                    if data:
-                        out.write(data)
-                        digest.update(data)
-                        size += len(data)
-                if raw:
-                    for chunk in chunks:
-                        emit(chunk)
-                        self.progress(art.source, len(chunk))
-                elif structured:
-                    blob = b"".join(chunks)
-                    emit(self.redactor.structured(art.name, blob, structured))
-                    self.progress(art.source, len(blob))
-                else:
-                    scrubber = self.redactor.text_stream(art.name)
-                    watcher = self.observe(art) if self.observe else None
-                    for chunk in chunks:
-                        clean = scrubber.feed(chunk)
-                        emit(clean)
-                        if watcher and clean:
-                            watcher.feed(clean)
-                        self.progress(art.source, len(chunk))
-                    tail = scrubber.close()
-                    emit(tail)
-                    if watcher:
-                        if tail:
-                            watcher.feed(tail)
-                        watcher.close()
-                    art.redactions = {k: v for k, v in scrubber.hits.items() if v}
+            def emit(data: bytes) -> None:
+                nonlocal size
+                if data:
+                    out.write(data)
+                    digest.update(data)
+                    size += len(data)
+            if raw:
+                for chunk in chunks:
+                    emit(chunk)
+                    self.progress(art.source, len(chunk))
+            elif structured:
+                blob = b"".join(chunks)
+                emit(self.redactor.structured(art.name, blob, structured))
+                self.progress(art.source, len(blob))
+            else:
+                scrubber = self.redactor.text_stream(art.name)
+                watcher = self.observe(art) if self.observe else None
+                for chunk in chunks:
+                    clean = scrubber.feed(chunk)
+                    emit(clean)
+                    if watcher and clean:
+                        watcher.feed(clean)
+                    self.progress(art.source, len(chunk))
+                tail = scrubber.close()
+                emit(tail)
+                if watcher:
+                    if tail:
+                        watcher.feed(tail)
+                    watcher.close()
+                art.redactions = {k: v for k, v in scrubber.hits.items() if v}
+            out.close()
         except Skip:
-            _discard(out_path)
+            out.discard()
             raise
         except OSError:
-            _discard(out_path)
+            out.discard()
             raise
         except Exception as exc:  # redaction failure: fail closed
-            _discard(out_path)
+            out.discard()
             self.redactor.failed(art.name, f"{type(exc).__name__}: {exc}")
             art.status, art.name = "failed", ""
             art.reason = f"redaction failed ({type(exc).__name__}); left out rather than sent unredacted"
@@ -605,8 +608,6 @@ class Gatherer:
         art.size, art.sha256 = size, digest.hexdigest()
         self.total += size
         self._record(art)
-        if self.finished is not None:
-            self.finished(out_path, art.name)
 
     def _drop(self, art: Artifact) -> None:
         if art.name:
@@ -894,6 +895,25 @@ def _require_regular(st: os.stat_result) -> None:
 def _strip_gz(name: str) -> str:
     """A rotated ``x.log.1.gz`` goes into the bundle decompressed, as ``x.log.1``."""
     return name[:-3] if name.lower().endswith(".gz") else name
+
+
+class _StagingOutput:
+    """An artifact written to a staging file (no payload: ``--review``, ``check``)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh = open(path, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def discard(self) -> None:
+        self._fh.close()
+        _discard(self.path)
 
 
 def _discard(path: Path) -> None:

@@ -260,15 +260,16 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
     with private_workspace() as work:
         staging = work / "payload"
         staging.mkdir()
-        # The payload takes each file as soon as it is gathered, so compression runs
-        # on both cores while the next file is read and redacted (a review writes no bundle).
+        # The payload takes each file's redacted bytes as they come (no staging copy), so
+        # compression runs on both cores while the rest is read and redacted (a review
+        # writes no bundle, only staging).
         secret, header = _seal(opts) if opts.review is None else ("", {})
         payload = bundle_mod.start_payload(work, secret) if opts.review is None else None
         try:
             progress.step("Collecting agent files and command outputs")
             log_stats = LogStats(now=datetime.now())
             artifacts, report = _gather(platform, facts, staging, redactor, log_stats, opts, progress,
-                                        finished=payload.add_file if payload else None)
+                                        payload=payload)
             progress.done()
 
             red_report = redactor.report()
@@ -455,11 +456,11 @@ def _validate(opts: CollectOptions) -> None:
 
 def _gather(platform: Platform, facts: Facts, staging: Path, redactor: Redactor, log_stats: LogStats,
             opts: CollectOptions, progress: Progress,
-            finished: Optional[Callable[[Path, str], None]] = None) -> tuple[list[Artifact], IssueReport]:
+            payload: Optional[Any] = None) -> tuple[list[Artifact], IssueReport]:
     """Every source, the generated facts and the attachments, streamed into ``staging``
-    (each finished file handed to ``finished``)."""
+    (into ``payload`` as they stream, when one is given)."""
     gatherer = Gatherer(platform, staging, redactor, opts.limits, progress=progress.advance,
-                        observe=agent_log_observer(log_stats), finished=finished)
+                        observe=agent_log_observer(log_stats), payload=payload)
     for name, error in facts.errors.items():
         gatherer.artifacts.append(Artifact("", f"{name} facts", "facts", "failed", error))
     gatherer.run(platform.sources())

@@ -254,3 +254,42 @@ def test_a_small_file_cap_truncates_and_does_not_skip(root, tmp_path):
     arts, staging = gather(root, [log_source()], tmp_path, limits=Limits(max_file_size=1000))
     a = arts["/var/log/jcagent.log"]
     assert a.status == "collected" and a.truncated and 0 < a.size <= 1000
+
+
+@pytest.mark.parametrize("fail_at", [1, 6])
+def test_redaction_failure_midway_leaves_nothing_of_the_file_in_the_payload(root, tmp_path, monkeypatch, fail_at):
+    """Streamed straight into the payload, a log whose redaction fails after some chunks
+    is still dropped whole (fail closed): the bundle holds the other files only."""
+    import py7zr
+
+    from collector import redact
+    from collector.sevenzip import StreamingWriter
+
+    big = b"".join(b"2026-11-10 10:00:%02d [INFO] line %07d of a long log\n" % (i % 60, i) for i in range(300_000))
+    (root / "var/log/jcagent.log").write_bytes(big)
+    (root / "var/log/jcagent.log.1").write_bytes(b"2026-11-09 10:00:00 [INFO] kept\n")
+    real_feed = redact.TextScrubber.feed
+    calls = {}
+
+    def failing(self, data):
+        if self.artifact.endswith("jcagent.log"):
+            calls[self.artifact] = calls.get(self.artifact, 0) + 1
+            if calls[self.artifact] == fail_at:
+                raise RuntimeError("scrubber broke")
+        return real_feed(self, data)
+
+    monkeypatch.setattr(redact.TextScrubber, "feed", failing)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    platform = TreePlatform(root, [log_source()])
+    archive = tmp_path / "payload.7z"
+    with StreamingWriter(archive, "pw", block_size=256 << 10, background=True) as writer:
+        arts = Gatherer(platform, staging, Redactor(), Limits(), payload=writer).run(platform.sources())
+    by_source = {a.source: a for a in arts}
+    failed = by_source["/var/log/jcagent.log"]
+    assert failed.status == "failed" and "redaction failed" in failed.reason and not failed.name
+    with py7zr.SevenZipFile(archive, "r", password="pw") as reader:
+        assert reader.getnames() == ["logs/agent/jcagent.log.1"]
+        reader.extractall(path=tmp_path / "out")
+    assert (tmp_path / "out/logs/agent/jcagent.log.1").read_bytes() == b"2026-11-09 10:00:00 [INFO] kept\n"
+    assert not any(staging.rglob("*.log*"))                 # nothing went through staging

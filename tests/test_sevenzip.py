@@ -357,3 +357,96 @@ def test_random_file_sets_roundtrip(tmp_path_factory, files, block_size):
     archive = tmp / "r.7z"
     write_archive(make_files(tmp, files), archive, PASSWORD, block_size=block_size)
     check_everywhere(archive, files, tmp, PASSWORD)
+
+
+# ---------------------------------------------------------------------------- streamed entries
+
+def _stream(writer: StreamingWriter, name: str, data: bytes, piece: int = 50_000, discard: bool = False):
+    entry = writer.open_entry(name)
+    for start in range(0, len(data), piece):
+        entry.write(data[start:start + piece])
+    entry.discard() if discard else entry.close()
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_streamed_entries_short_and_long_open_everywhere(tmp_path, background):
+    contents = {"small.txt": log_text(50), "long.log": log_text(20000, seed=2), "after.txt": log_text(80, seed=3),
+                "noise.bin": random.Random(9).randbytes(200_000), "last.log": log_text(9000, seed=4)}
+    archive = tmp_path / "entries.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, background=background) as writer:
+        for name, data in contents.items():
+            _stream(writer, name, data)
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+    listed = [e["Path"] for e in slt(archive, PASSWORD)]
+    assert listed == list(contents)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_discarded_entry_leaves_no_byte_in_the_archive(tmp_path, background, where):
+    """A long entry discarded midway (a redaction failure) is cut out whole: the archive
+    is the one written without it, and its bytes are nowhere in the file."""
+    secret_text = b"".join(b"line %06d of the entry that failed midway\n" % i for i in range(30000))
+    keep = {"a.txt": log_text(40), "b.log": log_text(12000, seed=5), "c.txt": log_text(30, seed=6)}
+    names = list(keep)
+    at = {"first": 0, "middle": 2, "last": 3}[where]
+    archive = tmp_path / "cut.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, background=background) as writer:
+        for index in range(len(names) + 1):
+            if index == at:
+                _stream(writer, "failed.log", secret_text[:len(secret_text) * 2 // 3], discard=True)
+            if index < len(names):
+                _stream(writer, names[index], keep[names[index]])
+    check_everywhere(archive, keep, tmp_path, PASSWORD)
+    assert [e["Path"] for e in slt(archive, PASSWORD)] == names
+    plain = tmp_path / "plain.7z"                       # the same archive without a password
+    with StreamingWriter(plain, None, block_size=SMALL_BLOCK, background=background) as writer:
+        _stream(writer, "failed.log", secret_text, discard=True)
+        for name in names:
+            _stream(writer, name, keep[name])
+    raw = plain.read_bytes()
+    assert b"entry that failed midway" not in raw and b"failed.log" not in raw
+    reference = tmp_path / "reference.7z"
+    with StreamingWriter(reference, None, block_size=SMALL_BLOCK) as writer:
+        for name in names:
+            _stream(writer, name, keep[name])
+    assert len(raw) == reference.stat().st_size         # nothing of it stays, not even padding
+
+
+def test_a_short_discarded_entry_is_never_added(tmp_path):
+    archive = tmp_path / "short.7z"
+    with StreamingWriter(archive, PASSWORD, background=True) as writer:
+        _stream(writer, "gone.txt", b"short and failed\n", discard=True)
+        _stream(writer, "kept.txt", b"kept\n")
+    assert [e["Path"] for e in slt(archive, PASSWORD)] == ["kept.txt"]
+
+
+def test_streamed_pieces_wait_for_the_feeder_beyond_the_queue_limit(tmp_path, monkeypatch):
+    """The producer never runs more than QUEUED_BYTES (plus one piece) ahead of the feeder."""
+    monkeypatch.setattr(sevenzip, "QUEUED_BYTES", 256 << 10)
+    seen = []
+    real = sevenzip.StreamingWriter._entry_piece
+
+    def watching(self, data, entry):
+        seen.append(self._queued)
+        return real(self, data, entry)
+
+    monkeypatch.setattr(sevenzip.StreamingWriter, "_entry_piece", watching)
+    data = random.Random(2).randbytes(6 << 20)
+    archive = tmp_path / "bounded.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, background=True) as writer:
+        _stream(writer, "big.bin", data, piece=32 << 10)
+    assert seen and max(seen) <= (256 << 10) + (32 << 10)
+    check_everywhere(archive, {"big.bin": data}, tmp_path, PASSWORD)
+
+
+def test_nothing_else_is_added_while_an_entry_is_open(tmp_path):
+    with StreamingWriter(tmp_path / "x.7z", PASSWORD) as writer:
+        entry = writer.open_entry("open.log")
+        entry.write(b"x\n")
+        with pytest.raises(SevenZipWriteError, match="still open"):
+            writer.add_bytes("other.txt", b"y\n")
+        with pytest.raises(SevenZipWriteError, match="still open"):
+            writer.open_entry("other.log")
+        entry.close()
+        writer.add_bytes("other.txt", b"y\n")
