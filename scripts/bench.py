@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from genhost import make_host  # noqa: E402
 from collector.config import parse_size  # noqa: E402
+from collector.lzma2enc import encoder_name  # noqa: E402
 
 PASSWORD = "bench-password-of-43-characters-xxxxxxxxxx"
 INPUT_DIRS = ("var/log", "opt/jc")
@@ -308,9 +309,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                     shutil.rmtree(host_dir(args.hosts, label, errors, args.seed), ignore_errors=True)
     if args.json:
         print(json.dumps({"rounds": args.rounds, "cpus": os.cpu_count(), "targets": TARGETS,
+                          "encoder": encoder_name(),
                           "results": {f"{label} {errors:g}%": res for (label, errors), res in results.items()},
                           "verdicts": verdicts(results)}, indent=2))
     else:
+        print(f"LZMA2 encoder: {encoder_name()} (JCDIAG_LZMA_ENCODER=liblzma for the fallback)")
         print_table(results)
     return 0
 
