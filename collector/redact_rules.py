@@ -347,8 +347,24 @@ def _unquote(value: bytes, start: int) -> tuple[int, int]:
 
 
 # Key-name characters as 'n', everything else as ' ': the start of the key name
-# before a trigger is then one ``rfind``.
+# before a trigger is then one ``rfind`` in the masked window before it.
 _NAME_MASK = bytes(110 if (48 <= b <= 57 or 97 <= b <= 122 or b in b"_.-") else 32 for b in range(256))
+
+
+def _name_start(low: bytes, lo: int, p: int) -> int:
+    """Just after the last non-name byte of ``low[lo:p]``, or 0 when there is none.
+
+    Only the short window is masked, not the whole block: most blocks have a few key
+    candidates left after the prefilter, and masking 1 MiB cost more than all of them.
+    """
+    at = low[lo:p].translate(_NAME_MASK).rfind(b" ")
+    return lo + at + 1 if at >= 0 else 0
+
+
+def _key_start(low: bytes, p: int) -> int:
+    """Where the key name holding the trigger at ``p`` starts (it is at most 64 bytes
+    before; 0 when the name runs further back)."""
+    return _name_start(low, max(0, p - 64), p)
 # A value that is plainly a file path, never a base64 secret: it starts with what
 # base64 cannot produce (~ . \\ : %) or with a well-known root folder, or it ends in
 # a file extension (base64 has no dot).
@@ -855,10 +871,7 @@ class Matcher:
             if vs < 0:
                 return self._kv_other(sc, m)
             xml = spaced = True
-        mask = sc.mask
-        if mask is None:
-            mask = sc.mask = low.translate(_NAME_MASK)
-        ks = mask.rfind(b" ", max(0, p - 64), p) + 1
+        ks = _key_start(low, p)
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
             return self._xml_pair(sc, ks, m.end(self._kv_rest))
         alone = False
@@ -871,7 +884,7 @@ class Matcher:
             alone = True
         if ks >= 2 and low[ks - 1] == 32 and low[ks] != 45:   # "connect key: ..." (never a --flag)
             lo = max(0, ks - 18)
-            ws = mask.rfind(b" ", lo, ks - 1) + 1
+            ws = _name_start(low, lo, ks - 1)
             if ((ws or not lo) and low[ws:ks - 1].decode("latin-1") in self.rules.two_word_key_prefixes
                     and not (ws and low[ws - 1] in (47, 92))):
                 ks = ws
@@ -921,17 +934,11 @@ class Matcher:
         if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
             sep = sc.low[m.start(self._kv_sep):m.end(self._kv_sep)]
             return self._kv_below(sc, m) if b":" in sep else None
-        ks = self._key_start(sc, m.start())          # name="ApiSecret"/> : the value came first
+        ks = _key_start(sc.low, m.start())          # name="ApiSecret"/> : the value came first
         low = sc.low
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
             return self._xml_pair(sc, ks, m.end(self._kv_rest))
         return None
-
-    def _key_start(self, sc: "_Scan", p: int) -> int:
-        mask = sc.mask
-        if mask is None:
-            mask = sc.mask = sc.low.translate(_NAME_MASK)
-        return mask.rfind(b" ", max(0, p - 64), p) + 1
 
     def _plist_key_handler(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
         """``<key>Password</key>``: the value is the next <string> or <data> element."""
@@ -949,7 +956,7 @@ class Matcher:
         """A secret key whose value is on the lines below: YAML ``key:`` / ``key: |``
         at the end of a line."""
         orig = sc.orig
-        ks = self._key_start(sc, m.start())
+        ks = _key_start(sc.low, m.start())
         cls = self.classify_key(orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:
             return None
@@ -1020,7 +1027,7 @@ def _alone_on_line(low: bytes, ks: int, end: int) -> bool:
 class _Scan:
     """What the handlers of one :meth:`Matcher.scan` call share."""
 
-    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "mask", "matcher")
+    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "matcher")
 
     def __init__(self, orig: bytes, low: bytes, state: ScanState,
                  extents: Optional[list[tuple[int, int]]]):
@@ -1030,7 +1037,6 @@ class _Scan:
         self.extents = extents
         self.spans: list[Span] = []
         self.ctx_lines: list[int] = []
-        self.mask: Optional[bytes] = None
         self.matcher: Optional["Matcher"] = None
 
     def add_vendor(self, s: int, e: int, rule_id: str, ms: int, me: int) -> None:
