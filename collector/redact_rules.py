@@ -53,6 +53,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from itertools import compress, product, repeat
+from operator import itemgetter, not_
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -335,6 +337,15 @@ _KV_TAIL = (
 )
 
 
+# Words of everyday logs that hold a key trigger and never name a secret: sshd's
+# "Accepted publickey for", sudo's "PWD=/home/user", TLS errors' "unknown authority",
+# jcagent's "[INFO] pwm: ...".  They are most of the key candidates of ordinary logs;
+# ``Matcher._harmless_filter`` turns them into an exact early reject (each is checked
+# against the rules, in every letter case, when the matcher is built: keep them short).
+HARMLESS_WORDS = ("pwd", "pwm", "publickey", "authority")
+_NAME_CHAR = rb"[a-z0-9_.-]"
+
+
 def _unquote(value: bytes, start: int) -> tuple[int, int]:
     """The span of a matched value without its quotes."""
     end = start + len(value)
@@ -418,15 +429,18 @@ class Matcher:
         literals: set[bytes] = set()
         alternatives: list[bytes] = []
         handlers: list[Callable[..., Optional[int]]] = []
+        # The literals each alternative begins with (every match starts with one).
+        starts: list[tuple[bytes, ...]] = []
         key_triggers: list[str] = []
         # Context rules run on every line where the pattern they hang on occurs,
         # whichever rule redacted it (an AWS key id may sit inside a bearer token).
         self._anchors: dict[bytes, re.Pattern[bytes]] = {}
 
-        def add(pattern: bytes, handler: Callable[..., Optional[int]]) -> None:
+        def add(pattern: bytes, handler: Callable[..., Optional[int]], begins: Iterable[bytes]) -> None:
             tag = f"h{len(handlers)}".encode()
             alternatives.append(b"(?:" + pattern + b")(?P<" + tag + b">)")
             handlers.append(handler)
+            starts.append(tuple(begins))
 
         for rule in rules.rules:
             self._markers[rule.id] = rules.marker.format(id=rule.id).encode()
@@ -437,8 +451,9 @@ class Matcher:
                     pattern = m["pattern"].encode()
                     has_secret = b"(?P<secret>" in pattern
                     pattern = pattern.replace(b"(?P<secret>", f"(?P<{group}>".encode())
-                    add(pattern, self._regex_handler(rule.id, m, group if has_secret else None))
-                    literals.update(t.encode() for t in m["triggers"])
+                    triggers = [t.encode() for t in m["triggers"]]
+                    add(pattern, self._regex_handler(rule.id, m, group if has_secret else None), triggers)
+                    literals.update(triggers)
                     if m.get("then"):
                         anchor = re.compile(m["verify"].encode()) if m.get("verify") else \
                             re.compile(m["pattern"].encode(), re.I)
@@ -446,11 +461,12 @@ class Matcher:
                 elif kind == "pem":
                     self._pem_end = re.compile(m["end"].encode())
                     self._pem_rule = rule.id
-                    add(m["begin"].encode(), self._pem_handler)
-                    literals.update(t.encode() for t in m["triggers"])
+                    triggers = [t.encode() for t in m["triggers"]]
+                    add(m["begin"].encode(), self._pem_handler, triggers)
+                    literals.update(triggers)
                 elif kind == "url-userinfo":
                     self._url_rule = rule.id
-                    add(b"@", self._url_handler)
+                    add(b"@", self._url_handler, [b"@"])
                     literals.add(b"@")
                 elif kind == "key":
                     key_triggers.extend(t for t in m["key_triggers"] if t not in key_triggers)
@@ -470,16 +486,17 @@ class Matcher:
                         rule.id, {n: ToolSpec.from_dict(t) for n, t in m["tools"].items()},
                         self._key_rule)
         if key_triggers:
-            add(b"</key>", self._plist_key_handler)          # plist: <key>Password</key>
+            add(b"</key>", self._plist_key_handler, [b"</key>"])          # plist: <key>Password</key>
             literals.add(b"</key>")
-            trig = b"|".join(re.escape(t.encode()) for t in sorted(key_triggers, key=len, reverse=True))
-            add(b"(?:" + trig + b")" + _KV_TAIL, self._kv_handler)
-            literals.update(t.encode() for t in key_triggers)
+            kv_words = [t.encode() for t in sorted(key_triggers, key=len, reverse=True)]
+            kv_alternative = len(alternatives)
+            add(b"(?:" + b"|".join(map(re.escape, kv_words)) + b")" + _KV_TAIL, self._kv_handler, kv_words)
+            literals.update(kv_words)
         self.keywords = tuple(dict.fromkeys(k.strip().lower() for k in keywords if k and k.strip()))
         if self.keywords:
             self._markers["keyword"] = rules.marker.format(id="keyword").encode()
             for word in sorted(self.keywords, key=len, reverse=True):
-                add(re.escape(word.encode()), self._keyword_handler)
+                add(re.escape(word.encode()), self._keyword_handler, [word.encode()])
                 literals.add(word.encode())
         self._rx = re.compile(b"|".join(alternatives))
         self._handlers: dict[int, Callable[..., Optional[int]]] = {
@@ -501,11 +518,85 @@ class Matcher:
         self._vendor_of = tuple(vendor_kw.get(lit, ()) for lit in self._literals)
         self._tool_of = tuple(lit if lit in tools else None for lit in self._literals)
         self._shared = frozenset(i for i in range(self._n_main) if self._vendor_of[i])
+        self._harmless = self._harmless_filter(
+            [a for i, a in enumerate(alternatives) if i != kv_alternative],
+            [b for i, b in enumerate(starts) if i != kv_alternative], kv_words) if key_triggers else None
         g = self._rx.groupindex
         if key_triggers:
             self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
             self._kv_rest, self._kv_sep = g["kvrest"], g["kvsep"]
             self._kv_nl, self._kv_end = g["kvnl"], g["kvend"]
+
+    def _harmless_filter(self, others: list[bytes], other_starts: list[tuple[bytes, ...]],
+                         kv_words: list[bytes]) -> Optional[re.Pattern[bytes]]:
+        """A pattern that matches at a trigger position exactly when the key handler would
+        turn the candidate there down and no other rule could match at it.
+
+        ``scan`` drops such positions before any per-hit Python work: on ordinary logs
+        they are nearly all of them.  Two kinds, each pinned down so that the answer
+        cannot depend on the text around it:
+
+        * a word of :data:`HARMLESS_WORDS` standing alone (no key-name byte on either
+          side, no ``two_word_key_prefixes`` word before it): every path of the key
+          handler classifies just that word, which is never a secret in any letter case;
+        * a key trigger whose name runs to the end of its line ("invalid credentials"):
+          the key/value pattern needs a separator after the name, so it cannot match.
+
+        A position is only dropped when the trigger is the only word of the automaton
+        that can start there (a vendor keyword or tool name there still counts), the
+        trigger anchors no context rule, and no other alternative of the combined
+        pattern (rules, keywords) matches there: the pattern checks that itself.
+        """
+        def sole_start(head: bytes) -> Optional[bytes]:
+            # The one literal that can begin where text beginning with ``head`` begins,
+            # when it is a key trigger that feeds nothing else.
+            found = [i for i, lit in enumerate(self._literals) if lit.startswith(head) or head.startswith(lit)]
+            if len(found) != 1:
+                return None
+            i = found[0]
+            lit = self._literals[i]
+            if lit not in kv_words or i in self._shared or self._anchor_of[i] or self._tool_of[i]:
+                return None
+            return lit
+
+        def never_a_key(word: str) -> bool:
+            # The handler classifies the original bytes: try the word in every letter case.
+            cases = product(*({c.lower(), c.upper()} for c in word))
+            return all(self._classify("".join(v)) is None for v in cases)
+
+        prefixes: dict[int, list[bytes]] = {}
+        for word in sorted(self.rules.two_word_key_prefixes):
+            prefixes.setdefault(len(word), []).append(re.escape(word.encode()))
+        branches: list[bytes] = []
+        heads: list[bytes] = []
+        for word in HARMLESS_WORDS:
+            w = word.encode()
+            if not never_a_key(word):
+                continue
+            for trigger in kv_words:
+                at = w.find(trigger)
+                while at >= 0:
+                    if sole_start(w[at:]) == trigger:
+                        left = re.escape(w[:at])
+                        branch = [b"(?=" + re.escape(w[at:]) + b"(?!" + _NAME_CHAR + b"))",
+                                  b"(?<=" + left + b")" if at else b"",
+                                  b"(?<!" + _NAME_CHAR + left + b")"]
+                        branch += [b"(?<!(?:" + b"|".join(words) + b") " + left + b")"
+                                   for words in prefixes.values()]
+                        branches.append(b"".join(branch))
+                        heads.append(w[at:])
+                    at = w.find(trigger, at + 1)
+        eol = [t for t in kv_words if sole_start(t) == t]
+        if eol:
+            branches.append(b"(?=(?:" + b"|".join(map(re.escape, eol)) + b")" + _NAME_CHAR + b"*(?:[\r\n]|\Z))")
+            heads.extend(eol)
+        if not branches:
+            return None
+        # Only the alternatives that can begin where one of these words begins can match.
+        rivals = [alt for alt, begins in zip(others, other_starts)
+                  if any(b.startswith(h) or h.startswith(b) for b in begins for h in heads)]
+        veto = b"(?!" + b"|".join(rivals) + b")" if rivals else b""
+        return re.compile(b"(?:" + b"|".join(branches) + b")" + veto)
 
     # -- public helpers (shared with the structured redactor) ----------------------
     @property
@@ -586,7 +677,11 @@ class Matcher:
         tool_hits: list[int] = []
         ctx_lines = sc.ctx_lines
         anchor_of, n_main = self._anchor_of, self._n_main
-        for p, index in self._finder.positions(low):
+        found = self._finder.positions(low)
+        if self._harmless is not None and found:
+            # The common harmless candidates go at C speed, before any per-hit Python.
+            found = compress(found, map(not_, map(self._harmless.match, repeat(low), map(itemgetter(0), found))))
+        for p, index in found:
             if index < n_main:
                 positions.append(p)
                 anchor = anchor_of[index]
