@@ -677,11 +677,11 @@ class Matcher:
         tool_hits: list[int] = []
         ctx_lines = sc.ctx_lines
         anchor_of, n_main = self._anchor_of, self._n_main
-        found = self._finder.positions(low)
+        found = self._finder.matches(low)
         if self._harmless is not None and found:
             # The common harmless candidates go at C speed, before any per-hit Python.
-            found = compress(found, map(not_, map(self._harmless.match, repeat(low), map(itemgetter(0), found))))
-        for p, index in found:
+            found = compress(found, map(not_, map(self._harmless.match, repeat(low), map(itemgetter(1), found))))
+        for index, p, _ in found:
             if index < n_main:
                 positions.append(p)
                 anchor = anchor_of[index]
