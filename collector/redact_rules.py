@@ -588,7 +588,7 @@ class Matcher:
                     at = w.find(trigger, at + 1)
         eol = [t for t in kv_words if sole_start(t) == t]
         if eol:
-            branches.append(b"(?=(?:" + b"|".join(map(re.escape, eol)) + b")" + _NAME_CHAR + b"*(?:[\r\n]|\Z))")
+            branches.append(b"(?=(?:" + b"|".join(map(re.escape, eol)) + b")" + _NAME_CHAR + rb"*(?:[\r\n]|\Z))")
             heads.extend(eol)
         if not branches:
             return None
