@@ -38,9 +38,12 @@ sit below their key: YAML ``key:`` / ``key: |`` and plist ``<key>..</key>`` set 
 carried from line to line and chunk to chunk, as PEM blocks do.
 
 Speed comes from never running the full pattern over every byte: one
-``bytes.find`` pass per trigger literal (each runs at GB/s) finds the few places
-worth a look, and the combined pattern is only *matched* there.  See
-``scripts/bench_redact.py``.
+Aho-Corasick pass (``literals.py``) finds the few places worth a look, and the
+combined pattern is only *matched* there.  Ordinary logs still offer thousands of
+key candidates per megabyte that no rule wants (sshd's "publickey", sudo's
+``PWD=``); an exact early reject (``Matcher._harmless_filter``) drops them at C
+speed before any per-hit Python runs.  See ``scripts/bench_redact.py`` and
+``scripts/bench_scrub.py``.
 
 Two rules keep matches from hiding secrets from each other: after a match,
 scanning resumes at the start of what it replaced (a token-shaped rule may have
