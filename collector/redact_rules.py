@@ -56,10 +56,10 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from itertools import compress, product, repeat
-from operator import itemgetter, not_
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, product, repeat
+from operator import itemgetter, not_
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -379,6 +379,8 @@ def _key_start(low: bytes, p: int) -> int:
     """Where the key name holding the trigger at ``p`` starts (it is at most 64 bytes
     before; 0 when the name runs further back)."""
     return _name_start(low, max(0, p - 64), p)
+
+
 # A value that is plainly a file path, never a base64 secret: it starts with what
 # base64 cannot produce (~ . \\ : %) or with a well-known root folder, or it ends in
 # a file extension (base64 has no dot).

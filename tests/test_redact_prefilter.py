@@ -9,11 +9,14 @@ separators, quotes, paths, placeholders, other triggers, keywords, line ends.
 from __future__ import annotations
 
 import copy
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.redact_rules import HARMLESS_WORDS, Matcher, ScanState, compile_rules
+from collector.data import read_data
+from collector.redact_rules import HARMLESS_WORDS, Matcher, RuleSet, ScanState, assemble, compile_rules
+from collector.vendor_rules import default_vendor_rules
 
 
 def _slow(fast: Matcher) -> Matcher:
@@ -94,3 +97,16 @@ def test_words_that_can_name_a_secret_are_never_rejected_early():
         p = line.find(b"pw") if b"pw" in line else line.find(b"auth")
         assert not _FAST._harmless.match(line, p), line
     assert _WITH_KEYWORDS._harmless.match(b"[info] pwm: x\n", 7) is None   # a keyword begins there
+
+
+def test_a_word_the_rules_make_a_key_is_left_to_the_handlers():
+    """The word list is checked against the rules in use: with a rule set that makes
+    ``pwd`` a password key, ``PWD=`` is no longer rejected early, and it is redacted."""
+    doc = json.loads(read_data("redaction_rules.json")[0])
+    password = next(r for r in doc["rules"] if r["id"] == "password")
+    password["match"][0]["keys"].append("^pwd$")
+    matcher = Matcher(RuleSet.from_dict(doc), (), default_vendor_rules())
+    line = b"sudo: u : PWD=s3cretvalue ; USER=root\n"
+    assert matcher._harmless is not None and not matcher._harmless.match(line.lower(), line.find(b"PWD"))
+    assert b"s3cretvalue" not in assemble(line, matcher.scan(line, ScanState()))
+    assert _FAST.scan(line, ScanState()) == []
