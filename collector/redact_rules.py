@@ -342,10 +342,11 @@ _KV_TAIL = (
 
 # Words of everyday logs that hold a key trigger and never name a secret: sshd's
 # "Accepted publickey for", sudo's "PWD=/home/user", TLS errors' "unknown authority",
-# jcagent's "[INFO] pwm: ...".  They are most of the key candidates of ordinary logs;
-# ``Matcher._harmless_filter`` turns them into an exact early reject (each is checked
-# against the rules, in every letter case, when the matcher is built: keep them short).
-HARMLESS_WORDS = ("pwd", "pwm", "publickey", "authority")
+# jcagent's "[INFO] pwm: ...", "systemKey=..." and "... and key /opt/jc/client.key".
+# They are most of the key candidates of ordinary logs; ``Matcher._harmless_filter``
+# turns them into an exact early reject (each is checked against the rules, in every
+# letter case, when the matcher is built: keep them short).
+HARMLESS_WORDS = ("pwd", "pwm", "publickey", "authority", "key", "systemkey")
 _NAME_CHAR = rb"[a-z0-9_.-]"
 
 
