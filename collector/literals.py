@@ -56,14 +56,19 @@ class LiteralFinder:
         return sorted(map(itemgetter(0), self.positions(block)))
 
     def positions(self, block: bytes) -> list[tuple[int, int]]:
+        return [(start, index) for index, start, _ in self.matches(block)]
+
+    def matches(self, block: bytes) -> list[tuple[int, int, int]]:
+        """``(index into literals, start, end)`` of each occurrence, in no particular order:
+        the automaton's own answer, with no tuple rebuilt per hit (redaction filters it
+        at C speed first)."""
         if self._automaton is not None:
-            return [(start, index) for index, start, _ in
-                    self._automaton.find_matches_as_indexes(block, overlapping=self.every)]
+            return self._automaton.find_matches_as_indexes(block, overlapping=self.every)
         found = []                  # every occurrence: also keeps the every=False promise
         find = block.find
         for index, literal in enumerate(self.literals):
             at = find(literal)
             while at >= 0:
-                found.append((at, index))
+                found.append((index, at, at + len(literal)))
                 at = find(literal, at + 1)
         return found

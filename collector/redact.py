@@ -235,32 +235,54 @@ class TextScrubber:
         return self._decoder.decode(sample, final=final).encode("utf-8")
 
     def _drain(self, final: bool) -> bytes:
-        """Scrub every complete line held (every piece, for overlong lines)."""
+        """Scrub every complete line held (every piece, for overlong lines).
+
+        The held parts read as one buffer without joining them first: each piece is
+        copied out once (a fresh megabyte costs about as much as lower-casing it).
+        Only the last part can hold a newline: ``feed`` keeps a part back only when it
+        has none, and a drain leaves no complete line behind.
+        """
         if not self._parts:
             return b""
-        buf = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        n = len(buf)
+        last = self._parts[-1]
+        head = b"".join(self._parts[:-1])          # the held partial line, usually
+        if b"\n" in head:                          # finish() may add two parts at once
+            head, last = b"", head + last
+        h = len(head)
+        n = h + len(last)
+
+        def piece(s: int, e: int) -> bytes:
+            if s >= h:
+                return last[s - h:e - h]
+            if e <= h:
+                return head[s:e]
+            return b"".join((memoryview(head)[s:], memoryview(last)[:e - h]))
+
+        def rfind_nl(s: int, e: int) -> int:
+            at = last.rfind(b"\n", max(s - h, 0), max(e - h, 0))
+            return at + h if at >= 0 else -1
+
         out: list[bytes] = []
         pos = 0
         while pos < n:
             limit = pos + MAX_LINE
             if limit < n:
-                nl = buf.rfind(b"\n", pos, limit)
-                end = nl + 1 if nl >= 0 else pos + self._cut(buf, pos)
+                nl = rfind_nl(pos, limit)
+                end = nl + 1 if nl >= 0 else pos + self._cut(piece(pos, limit))
             else:
-                nl = buf.rfind(b"\n", pos)
+                nl = rfind_nl(pos, n)
                 if nl >= 0:
                     end = nl + 1
                 elif final:
                     end = n
                 else:
                     break
-            out.append(self._scrub(buf[pos:end]))
+            out.append(self._scrub(piece(pos, end)))
             pos = end
-        rest = buf[pos:]
+        rest = piece(pos, n)
         self._parts = [rest] if rest else []
         self._size = len(rest)
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _scrub(self, block: bytes) -> bytes:
         spans = self._matcher.scan(block, self._state, argv_lines=self._argv_lines)
@@ -277,15 +299,15 @@ class TextScrubber:
                 self.pseudonyms[kind] = self.pseudonyms.get(kind, 0) + count
         return block
 
-    def _cut(self, buf: bytes, pos: int) -> int:
-        """Where to end the next piece of a line longer than MAX_LINE.
+    def _cut(self, window: bytes) -> int:
+        """Where to end the next piece of a line longer than MAX_LINE (``window``: its
+        next MAX_LINE bytes).
 
         The cut falls in the middle of the window, on a separator character when
         there is one, never inside a secret match (nor a pseudonym): every match
         that starts before it ends before it, so each piece is scrubbed exactly as
         the whole line would be.
         """
-        window = buf[pos:pos + MAX_LINE]
         extents: list[tuple[int, int]] = []
         self._matcher.scan(window, self._state.copy(), extents, argv_lines=self._argv_lines)
         if self._pseudo is not None:

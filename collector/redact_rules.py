@@ -38,9 +38,12 @@ sit below their key: YAML ``key:`` / ``key: |`` and plist ``<key>..</key>`` set 
 carried from line to line and chunk to chunk, as PEM blocks do.
 
 Speed comes from never running the full pattern over every byte: one
-``bytes.find`` pass per trigger literal (each runs at GB/s) finds the few places
-worth a look, and the combined pattern is only *matched* there.  See
-``scripts/bench_redact.py``.
+Aho-Corasick pass (``literals.py``) finds the few places worth a look, and the
+combined pattern is only *matched* there.  Ordinary logs still offer thousands of
+key candidates per megabyte that no rule wants (sshd's "publickey", sudo's
+``PWD=``); an exact early reject (``Matcher._harmless_filter``) drops them at C
+speed before any per-hit Python runs.  See ``scripts/bench_redact.py`` and
+``scripts/bench_scrub.py``.
 
 Two rules keep matches from hiding secrets from each other: after a match,
 scanning resumes at the start of what it replaced (a token-shaped rule may have
@@ -55,6 +58,8 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, product, repeat
+from operator import itemgetter, not_
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -335,6 +340,16 @@ _KV_TAIL = (
 )
 
 
+# Words of everyday logs that hold a key trigger and never name a secret: sshd's
+# "Accepted publickey for", sudo's "PWD=/home/user", TLS errors' "unknown authority",
+# jcagent's "[INFO] pwm: ...", "systemKey=..." and "... and key /opt/jc/client.key".
+# They are most of the key candidates of ordinary logs; ``Matcher._harmless_filter``
+# turns them into an exact early reject (each is checked against the rules, in every
+# letter case, when the matcher is built: keep them short).
+HARMLESS_WORDS = ("pwd", "pwm", "publickey", "authority", "key", "systemkey")
+_NAME_CHAR = rb"[a-z0-9_.-]"
+
+
 def _unquote(value: bytes, start: int) -> tuple[int, int]:
     """The span of a matched value without its quotes."""
     end = start + len(value)
@@ -347,8 +362,26 @@ def _unquote(value: bytes, start: int) -> tuple[int, int]:
 
 
 # Key-name characters as 'n', everything else as ' ': the start of the key name
-# before a trigger is then one ``rfind``.
+# before a trigger is then one ``rfind`` in the masked window before it.
 _NAME_MASK = bytes(110 if (48 <= b <= 57 or 97 <= b <= 122 or b in b"_.-") else 32 for b in range(256))
+
+
+def _name_start(low: bytes, lo: int, p: int) -> int:
+    """Just after the last non-name byte of ``low[lo:p]``, or 0 when there is none.
+
+    Only the short window is masked, not the whole block: most blocks have a few key
+    candidates left after the prefilter, and masking 1 MiB cost more than all of them.
+    """
+    at = low[lo:p].translate(_NAME_MASK).rfind(b" ")
+    return lo + at + 1 if at >= 0 else 0
+
+
+def _key_start(low: bytes, p: int) -> int:
+    """Where the key name holding the trigger at ``p`` starts (it is at most 64 bytes
+    before; 0 when the name runs further back)."""
+    return _name_start(low, max(0, p - 64), p)
+
+
 # A value that is plainly a file path, never a base64 secret: it starts with what
 # base64 cannot produce (~ . \\ : %) or with a well-known root folder, or it ends in
 # a file extension (base64 has no dot).
@@ -402,15 +435,18 @@ class Matcher:
         literals: set[bytes] = set()
         alternatives: list[bytes] = []
         handlers: list[Callable[..., Optional[int]]] = []
+        # The literals each alternative begins with (every match starts with one).
+        starts: list[tuple[bytes, ...]] = []
         key_triggers: list[str] = []
         # Context rules run on every line where the pattern they hang on occurs,
         # whichever rule redacted it (an AWS key id may sit inside a bearer token).
         self._anchors: dict[bytes, re.Pattern[bytes]] = {}
 
-        def add(pattern: bytes, handler: Callable[..., Optional[int]]) -> None:
+        def add(pattern: bytes, handler: Callable[..., Optional[int]], begins: Iterable[bytes]) -> None:
             tag = f"h{len(handlers)}".encode()
             alternatives.append(b"(?:" + pattern + b")(?P<" + tag + b">)")
             handlers.append(handler)
+            starts.append(tuple(begins))
 
         for rule in rules.rules:
             self._markers[rule.id] = rules.marker.format(id=rule.id).encode()
@@ -421,8 +457,9 @@ class Matcher:
                     pattern = m["pattern"].encode()
                     has_secret = b"(?P<secret>" in pattern
                     pattern = pattern.replace(b"(?P<secret>", f"(?P<{group}>".encode())
-                    add(pattern, self._regex_handler(rule.id, m, group if has_secret else None))
-                    literals.update(t.encode() for t in m["triggers"])
+                    triggers = [t.encode() for t in m["triggers"]]
+                    add(pattern, self._regex_handler(rule.id, m, group if has_secret else None), triggers)
+                    literals.update(triggers)
                     if m.get("then"):
                         anchor = re.compile(m["verify"].encode()) if m.get("verify") else \
                             re.compile(m["pattern"].encode(), re.I)
@@ -430,11 +467,12 @@ class Matcher:
                 elif kind == "pem":
                     self._pem_end = re.compile(m["end"].encode())
                     self._pem_rule = rule.id
-                    add(m["begin"].encode(), self._pem_handler)
-                    literals.update(t.encode() for t in m["triggers"])
+                    triggers = [t.encode() for t in m["triggers"]]
+                    add(m["begin"].encode(), self._pem_handler, triggers)
+                    literals.update(triggers)
                 elif kind == "url-userinfo":
                     self._url_rule = rule.id
-                    add(b"@", self._url_handler)
+                    add(b"@", self._url_handler, [b"@"])
                     literals.add(b"@")
                 elif kind == "key":
                     key_triggers.extend(t for t in m["key_triggers"] if t not in key_triggers)
@@ -454,16 +492,17 @@ class Matcher:
                         rule.id, {n: ToolSpec.from_dict(t) for n, t in m["tools"].items()},
                         self._key_rule)
         if key_triggers:
-            add(b"</key>", self._plist_key_handler)          # plist: <key>Password</key>
+            add(b"</key>", self._plist_key_handler, [b"</key>"])          # plist: <key>Password</key>
             literals.add(b"</key>")
-            trig = b"|".join(re.escape(t.encode()) for t in sorted(key_triggers, key=len, reverse=True))
-            add(b"(?:" + trig + b")" + _KV_TAIL, self._kv_handler)
-            literals.update(t.encode() for t in key_triggers)
+            kv_words = [t.encode() for t in sorted(key_triggers, key=len, reverse=True)]
+            kv_alternative = len(alternatives)
+            add(b"(?:" + b"|".join(map(re.escape, kv_words)) + b")" + _KV_TAIL, self._kv_handler, kv_words)
+            literals.update(kv_words)
         self.keywords = tuple(dict.fromkeys(k.strip().lower() for k in keywords if k and k.strip()))
         if self.keywords:
             self._markers["keyword"] = rules.marker.format(id="keyword").encode()
             for word in sorted(self.keywords, key=len, reverse=True):
-                add(re.escape(word.encode()), self._keyword_handler)
+                add(re.escape(word.encode()), self._keyword_handler, [word.encode()])
                 literals.add(word.encode())
         self._rx = re.compile(b"|".join(alternatives))
         self._handlers: dict[int, Callable[..., Optional[int]]] = {
@@ -485,11 +524,85 @@ class Matcher:
         self._vendor_of = tuple(vendor_kw.get(lit, ()) for lit in self._literals)
         self._tool_of = tuple(lit if lit in tools else None for lit in self._literals)
         self._shared = frozenset(i for i in range(self._n_main) if self._vendor_of[i])
+        self._harmless = self._harmless_filter(
+            [a for i, a in enumerate(alternatives) if i != kv_alternative],
+            [b for i, b in enumerate(starts) if i != kv_alternative], kv_words) if key_triggers else None
         g = self._rx.groupindex
         if key_triggers:
             self._kv_value, self._kv_xml = g["kvv"], g["kvx"]
             self._kv_rest, self._kv_sep = g["kvrest"], g["kvsep"]
             self._kv_nl, self._kv_end = g["kvnl"], g["kvend"]
+
+    def _harmless_filter(self, others: list[bytes], other_starts: list[tuple[bytes, ...]],
+                         kv_words: list[bytes]) -> Optional[re.Pattern[bytes]]:
+        """A pattern that matches at a trigger position exactly when the key handler would
+        turn the candidate there down and no other rule could match at it.
+
+        ``scan`` drops such positions before any per-hit Python work: on ordinary logs
+        they are nearly all of them.  Two kinds, each pinned down so that the answer
+        cannot depend on the text around it:
+
+        * a word of :data:`HARMLESS_WORDS` standing alone (no key-name byte on either
+          side, no ``two_word_key_prefixes`` word before it): every path of the key
+          handler classifies just that word, which is never a secret in any letter case;
+        * a key trigger whose name runs to the end of its line ("invalid credentials"):
+          the key/value pattern needs a separator after the name, so it cannot match.
+
+        A position is only dropped when the trigger is the only word of the automaton
+        that can start there (a vendor keyword or tool name there still counts), the
+        trigger anchors no context rule, and no other alternative of the combined
+        pattern (rules, keywords) matches there: the pattern checks that itself.
+        """
+        def sole_start(head: bytes) -> Optional[bytes]:
+            # The one literal that can begin where text beginning with ``head`` begins,
+            # when it is a key trigger that feeds nothing else.
+            found = [i for i, lit in enumerate(self._literals) if lit.startswith(head) or head.startswith(lit)]
+            if len(found) != 1:
+                return None
+            i = found[0]
+            lit = self._literals[i]
+            if lit not in kv_words or i in self._shared or self._anchor_of[i] or self._tool_of[i]:
+                return None
+            return lit
+
+        def never_a_key(word: str) -> bool:
+            # The handler classifies the original bytes: try the word in every letter case.
+            cases = product(*({c.lower(), c.upper()} for c in word))
+            return all(self._classify("".join(v)) is None for v in cases)
+
+        prefixes: dict[int, list[bytes]] = {}
+        for word in sorted(self.rules.two_word_key_prefixes):
+            prefixes.setdefault(len(word), []).append(re.escape(word.encode()))
+        branches: list[bytes] = []
+        heads: list[bytes] = []
+        for word in HARMLESS_WORDS:
+            w = word.encode()
+            if not never_a_key(word):
+                continue
+            for trigger in kv_words:
+                at = w.find(trigger)
+                while at >= 0:
+                    if sole_start(w[at:]) == trigger:
+                        left = re.escape(w[:at])
+                        branch = [b"(?=" + re.escape(w[at:]) + b"(?!" + _NAME_CHAR + b"))",
+                                  b"(?<=" + left + b")" if at else b"",
+                                  b"(?<!" + _NAME_CHAR + left + b")"]
+                        branch += [b"(?<!(?:" + b"|".join(words) + b") " + left + b")"
+                                   for words in prefixes.values()]
+                        branches.append(b"".join(branch))
+                        heads.append(w[at:])
+                    at = w.find(trigger, at + 1)
+        eol = [t for t in kv_words if sole_start(t) == t]
+        if eol:
+            branches.append(b"(?=(?:" + b"|".join(map(re.escape, eol)) + b")" + _NAME_CHAR + rb"*(?:[\r\n]|\Z))")
+            heads.extend(eol)
+        if not branches:
+            return None
+        # Only the alternatives that can begin where one of these words begins can match.
+        rivals = [alt for alt, begins in zip(others, other_starts)
+                  if any(b.startswith(h) or h.startswith(b) for b in begins for h in heads)]
+        veto = b"(?!" + b"|".join(rivals) + b")" if rivals else b""
+        return re.compile(b"(?:" + b"|".join(branches) + b")" + veto)
 
     # -- public helpers (shared with the structured redactor) ----------------------
     @property
@@ -570,7 +683,11 @@ class Matcher:
         tool_hits: list[int] = []
         ctx_lines = sc.ctx_lines
         anchor_of, n_main = self._anchor_of, self._n_main
-        for p, index in self._finder.positions(low):
+        found = self._finder.matches(low)
+        if self._harmless is not None and found:
+            # The common harmless candidates go at C speed, before any per-hit Python.
+            found = compress(found, map(not_, map(self._harmless.match, repeat(low), map(itemgetter(1), found))))
+        for index, p, _ in found:
             if index < n_main:
                 positions.append(p)
                 anchor = anchor_of[index]
@@ -855,10 +972,7 @@ class Matcher:
             if vs < 0:
                 return self._kv_other(sc, m)
             xml = spaced = True
-        mask = sc.mask
-        if mask is None:
-            mask = sc.mask = low.translate(_NAME_MASK)
-        ks = mask.rfind(b" ", max(0, p - 64), p) + 1
+        ks = _key_start(low, p)
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
             return self._xml_pair(sc, ks, m.end(self._kv_rest))
         alone = False
@@ -871,7 +985,7 @@ class Matcher:
             alone = True
         if ks >= 2 and low[ks - 1] == 32 and low[ks] != 45:   # "connect key: ..." (never a --flag)
             lo = max(0, ks - 18)
-            ws = mask.rfind(b" ", lo, ks - 1) + 1
+            ws = _name_start(low, lo, ks - 1)
             if ((ws or not lo) and low[ws:ks - 1].decode("latin-1") in self.rules.two_word_key_prefixes
                     and not (ws and low[ws - 1] in (47, 92))):
                 ks = ws
@@ -921,17 +1035,11 @@ class Matcher:
         if m.start(self._kv_nl) >= 0:                # "key:" / "key: |" ending the line (YAML)
             sep = sc.low[m.start(self._kv_sep):m.end(self._kv_sep)]
             return self._kv_below(sc, m) if b":" in sep else None
-        ks = self._key_start(sc, m.start())          # name="ApiSecret"/> : the value came first
+        ks = _key_start(sc.low, m.start())          # name="ApiSecret"/> : the value came first
         low = sc.low
         if ks and low[ks - 1] in b"\"'" and _XML_NAME_ATTR.search(low, max(0, ks - 24), ks):
             return self._xml_pair(sc, ks, m.end(self._kv_rest))
         return None
-
-    def _key_start(self, sc: "_Scan", p: int) -> int:
-        mask = sc.mask
-        if mask is None:
-            mask = sc.mask = sc.low.translate(_NAME_MASK)
-        return mask.rfind(b" ", max(0, p - 64), p) + 1
 
     def _plist_key_handler(self, sc: "_Scan", m: re.Match[bytes]) -> Optional[int]:
         """``<key>Password</key>``: the value is the next <string> or <data> element."""
@@ -949,7 +1057,7 @@ class Matcher:
         """A secret key whose value is on the lines below: YAML ``key:`` / ``key: |``
         at the end of a line."""
         orig = sc.orig
-        ks = self._key_start(sc, m.start())
+        ks = _key_start(sc.low, m.start())
         cls = self.classify_key(orig[ks:m.end(self._kv_rest)].decode("latin-1"))
         if cls is None:
             return None
@@ -1020,7 +1128,7 @@ def _alone_on_line(low: bytes, ks: int, end: int) -> bool:
 class _Scan:
     """What the handlers of one :meth:`Matcher.scan` call share."""
 
-    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "mask", "matcher")
+    __slots__ = ("orig", "low", "state", "extents", "spans", "ctx_lines", "matcher")
 
     def __init__(self, orig: bytes, low: bytes, state: ScanState,
                  extents: Optional[list[tuple[int, int]]]):
@@ -1030,7 +1138,6 @@ class _Scan:
         self.extents = extents
         self.spans: list[Span] = []
         self.ctx_lines: list[int] = []
-        self.mask: Optional[bytes] = None
         self.matcher: Optional["Matcher"] = None
 
     def add_vendor(self, s: int, e: int, rule_id: str, ms: int, me: int) -> None:
