@@ -265,7 +265,8 @@ _TOKENS = st.one_of(
     st.sampled_from(["0b1e2c3d-1111-4222-8333-444455556666", "DEADBEEF-aaaa-4bbb-8ccc-0123456789ab",
                      "10.0.0.1", "192.168.1.20:8443", "fe80::1ff:fe23:4567:890a", "::1", "12ms", "1.5s",
                      "3h2m", "250µs", "12.5", "42", "ERROR", "error", "[ERROR]", "level=error", "level=info",
-                     'msg="', "failed", "Dec", "user007", "é", "ß", "Ωmega", "_", "x", "<FF>"]),
+                     'msg="', "failed", "Dec", "user007", "é", "ß", "Ωmega", "_", "x", "<FF>", "+", ",", "-",
+                     "+0200abcd", ",0123abcd", "-1234beef", "level=abcdef12", "level=", "=", "\r"]),
     st.text(alphabet="abcdefxXyz0123456789", min_size=1, max_size=10))
 _SEPARATORS = st.sampled_from(["", " ", " ", ".", ":", "-", "/", "=", '"', "'", ",", "[", "]", "\t"])
 _SHARED_STATS = LogStats(now=NOW)
@@ -273,14 +274,16 @@ _SHARED_STATS = LogStats(now=NOW)
 
 @settings(max_examples=600, deadline=None)
 @given(st.lists(st.tuples(_TOKENS, _SEPARATORS), min_size=1, max_size=14),
-       st.sampled_from(["", "2026-11-10 00:00:19.869 ", "Dec 12 10:00:00 ", "[2026-11-10T00:00:19Z] "]),
-       st.sampled_from(["[ERROR] ", "[INFO] ", "", "level=error ", 'level=info msg="x" ']),
+       st.sampled_from(["", "2026-11-10 00:00:19.869 ", "Dec 12 10:00:00 ", "[2026-11-10T00:00:19Z] ",
+                        "2026-11-10 00:00:19 +0200abcd ", "2026-11-10 00:00:19,0123abcd ", "2026-11-10 00:00:19-0130beef "]),
+       st.sampled_from(["[ERROR] ", "[INFO] ", "", "level=error ", 'level=info msg="x" ', "level=abcdef12 ERROR "]),
        st.integers(0, 1300))
 def test_two_level_memo_classifies_exactly_like_the_rules(parts, stamp, level, pad):
     """Lines of hex words, ids, addresses, durations, quotes and non-ASCII bytes: the
     memoized key (digit shape, then hex shape, shared across examples so shapes collide)
     must equal the rules applied to the line itself, at every length (``pad`` pushes
-    hex words across the part normalize reads)."""
+    hex words across the part normalize reads).  Hex words where a stamp's fraction or zone
+    or a logrus level could read into them ("+0200abcd" after a stamp) must stay apart."""
     body = "".join(token + sep for token, sep in parts)
     raw = (stamp + level + "x" * (pad if pad > 1000 else 0) + " " + body).encode("utf-8")
     raw = raw.replace(b"<FF>", b"\xff")
