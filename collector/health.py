@@ -28,14 +28,14 @@ import stat
 import tempfile
 from collections import Counter
 from itertools import compress, islice, repeat
-from operator import eq, is_not, itemgetter, le, ne
+from operator import eq, is_, is_not, itemgetter, le, not_
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from collector.literals import LiteralFinder
-from collector.logtime import READ_EACH, line_timestamp, stamp_end as _stamp_end, stamp_layout
+from collector.logtime import READ_EACH, line_timestamp, stamp_layout
 from collector.timeline import Timeline, hour_index
 from platforms import linux as _linux, macos as _macos, windows as _windows
 
@@ -233,7 +233,7 @@ class LogStats:
         self._hex_shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})
         self._layouts: dict[bytes, tuple] = {}       # digit shape -> (key, layout), see _block_errors
         self._older_layouts: dict[bytes, tuple] = {}  # the generation before (see _codes)
-        self._stamp_layouts: dict[bytes, object] = {}  # first 48 bytes of a shape -> stamp_layout
+        self._hex_codes: dict[bytes, tuple] = {}     # hex shape -> (key, layout), see _codes
         self._hours: dict[bytes, Optional[int]] = {}  # "YYYY-MM-DD HH" -> hour index (None: no date)
         self._partial = bytearray()
         self._record_time: Optional[datetime] = None
@@ -308,8 +308,9 @@ class LogStats:
         A troubled agent's log is a third error lines; Python work per error line (a
         timestamp parse, memo look-ups, group and timeline updates: ~13 us) made the
         statistics 70% of a collect.  Here whole lists go through C: the candidate lines
-        are sliced, digit-shaped and looked up in one memo (key and timestamp layout) with
-        ``map``; the lines stamped ``YYYY-MM-DD HH:MM:SS`` of the block's main layout
+        are found (``map`` of ``find``/``rfind`` from the error words), sliced and joined,
+        digit-shaped in one ``translate`` and looked up in one memo (key and timestamp
+        layout; misses in a second memo on hex shapes, see :meth:`_codes`); the lines stamped ``YYYY-MM-DD HH:MM:SS`` of the block's main layout
         (the "fast" lines) are counted per key and hour by ``Counter`` on their stamp
         bytes, and datetimes are built only for each key's first and last stamp and for
         each distinct hour.  Other error lines (no stamp of their own, a zone, syslog
@@ -317,95 +318,100 @@ class LogStats:
 
         Exact because: stamp bytes of one layout order like their times (checked
         monotonic, else sorted); every fast line's date is checked valid (an invalid
-        date makes a line unstamped, which changes its key); a group's example is the
+        date makes a line unstamped, which changes its key: minutes and seconds are checked
+        on the joined stamps, dates once per distinct hour); a group's example is the
         block's first line of that key; and when new groups would not fit the budget
         (eviction depends on line order) the block goes line by line.
         """
-        find, rfind = block.find, block.rfind
-        heads = list(dict.fromkeys([rfind(b"\n", 0, at) + 1 for at in _ERROR_WORDS.starts(block.lower())]))
-        if not heads:
+        ends = list(dict.fromkeys(map(block.find, repeat(b"\n"), _ERROR_WORDS.starts(block.lower()))))
+        if not ends:
             return True
-        raws = list(map(block.__getitem__, map(slice, heads, [find(b"\n", h) for h in heads])))
-        if max(map(len, raws)) > MAX_LINE:
-            raws = [raw[:MAX_LINE] for raw in raws]
-        raws = list(map(bytes.rstrip, raws, repeat(b"\r")))
-        joined = b"\n".join(raws)
-        shaped = joined.translate(_DIGITS_TO_ZERO)
+        newlines = list(map(block.rfind, repeat(b"\n"), repeat(0), ends))    # before each line (-1: none)
+        joined = b"".join(map(block.__getitem__, map(slice, newlines, ends)))   # lines after their newline
+        joined = block[:ends[0]] + joined if newlines[0] < 0 else joined[1:]   # the block's first line
+        raws = joined.split(b"\n")
+        if max(map(len, raws)) > MAX_LINE or b"\r" in joined:
+            raws = [raw[:MAX_LINE].rstrip(b"\r") for raw in raws]
+            joined = b"\n".join(raws)
+        shapes = joined.translate(_DIGITS_TO_ZERO).split(b"\n")
+        n = len(raws)
         odd: set[int] = set()
         if joined.translate(_X_AFTER_DIGIT).count(b"\x01x"):   # bytes.count("0x") crawls on shapes
-            odd = set(compress(range(len(raws)), map(_DIGIT_X.search, raws)))
-        shapes = shaped.split(b"\n")
-        memo = self._layouts
-        codes = list(map(memo.get, shapes, repeat(None)))
+            odd = set(compress(range(n), map(_DIGIT_X.search, raws)))
+        codes = list(map(self._layouts.get, shapes))
         if None in codes:
             self._codes(codes, shapes)
+        keys = list(map(itemgetter(0), codes))
         layouts = list(map(itemgetter(1), codes))
         main = layouts[0] if layouts[0].__class__ is tuple else next(
             (lay for lay in layouts if lay.__class__ is tuple), None)
-        if main is not None and not odd and layouts.count(main) == len(layouts):
-            fast, slow = list(range(len(raws))), []            # the usual block: one layout
-        else:
-            fast = [i for i in compress(range(len(raws)), map(eq, layouts, repeat(main))) if i not in odd]
-            slow = sorted(odd.union(i for i in compress(range(len(raws)), map(ne, layouts, repeat(main)))
-                                    if codes[i][0] is not None or layouts[i] is not None))
+        on_main = None                                  # None: every line (the usual block: one layout)
+        slow: list[int] = []
+        if main is None or odd or layouts.count(main) != n:
+            on_main = list(map(eq, layouts, repeat(main)))
+            for i in odd:
+                on_main[i] = False
+            slow = [i for i in compress(range(n), map(not_, on_main)) if i in odd or codes[i] != (None, None)]
             # maybe errors: another layout's date may be no date, and "odd" shapes misread
         # the fast lines: dates valid (else their keys would differ), then error lines only
         at = main[0] if main is not None else 0
-        fast_raws = list(map(raws.__getitem__, fast))
-        if fast_raws:
-            if max(map(itemgetter(slice(at + 14, at + 16)), fast_raws)) > b"59" or \
-                    max(map(itemgetter(slice(at + 17, at + 19)), fast_raws)) > b"59":
+        stamps = list(map(itemgetter(slice(at, at + 19)), raws if on_main is None else compress(raws, on_main)))
+        hours = self._hours
+        if stamps:
+            every = b"".join(stamps)
+            if max(every[14::19]) > 0x35 or max(every[17::19]) > 0x35:     # minutes or seconds over 59
                 return False
-            hours = self._hours
-            for text in set(map(itemgetter(slice(at, at + 13)), fast_raws)):
+            hour_texts = list(map(itemgetter(slice(0, 13)), stamps))
+            for text in set(hour_texts):
                 if text not in hours:
                     if len(hours) >= MAX_SHAPES:
                         hours.clear()
                     hours[text] = _hour_of(text)
                 if hours[text] is None:
                     return False
-        fast_keys = list(map(itemgetter(0), map(codes.__getitem__, fast)))
+        index: Iterable[int] = range(n) if on_main is None else compress(range(n), on_main)
+        fast_keys = keys if on_main is None else list(compress(keys, on_main))
         if None in fast_keys:
             keep = list(map(is_not, fast_keys, repeat(None)))
-            fast = list(compress(fast, keep))
-            fast_raws = list(compress(fast_raws, keep))
-            fast_keys = list(compress(fast_keys, keep))
+            index = compress(index, keep)
+            fast_keys, stamps, hour_texts = (list(compress(items, keep)) for items in (fast_keys, stamps, hour_texts))
         others = []                                     # (key, time, index) of other error lines
         for i in slow:
             raw = raws[i]
             own = line_timestamp(raw, self.year_hint)
             key = self._error_key(raw, own is not None)
             if key is not None:
-                others.append((key, own or self._stamp_before(block, heads[i]) or before, i))
+                others.append((key, own or self._stamp_before(block, newlines[i] + 1) or before, i))
         # new groups must fit without evicting (eviction depends on the order of lines)
-        firsts = dict(zip(reversed(fast_keys), reversed(fast)))
-        for key, _, i in others:
-            if firsts.get(key, i) >= i:
-                firsts[key] = i
         groups = self._groups
-        new = [key for key in firsts if key not in groups]
-        if len(groups) + len(new) > self.max_groups:
-            return False
-        for key in sorted(new, key=firsts.__getitem__):
-            example = raws[firsts[key]].decode("utf-8", errors="replace").strip()[:MAX_EXAMPLE]
-            groups[key] = _Group(0, None, None, example)
+        new = set(fast_keys).difference(groups)
+        new.update(key for key, _, _ in others if key not in groups)
+        if new:
+            if len(groups) + len(new) > self.max_groups:
+                return False
+            firsts = dict(zip(reversed(fast_keys), reversed(list(index))))
+            for key, _, i in others:
+                if firsts.get(key, i) >= i:
+                    firsts[key] = i
+            for key in sorted(new, key=firsts.__getitem__):
+                example = raws[firsts[key]].decode("utf-8", errors="replace").strip()[:MAX_EXAMPLE]
+                groups[key] = _Group(0, None, None, example)
         if fast_keys:
-            stamps = list(map(itemgetter(slice(at, at + 19)), fast_raws))
             if all(map(le, stamps, islice(stamps, 1, None))):
-                ordered = list(zip(fast_keys, stamps))      # in time order already
+                lasts, earliest = dict(zip(fast_keys, stamps)), dict(zip(reversed(fast_keys), reversed(stamps)))
             else:
                 ordered = sorted(zip(fast_keys, stamps))
-            lasts, earliest = dict(ordered), dict(reversed(ordered))
-            for key, count in Counter(fast_keys).items():
+                lasts, earliest = dict(ordered), dict(reversed(ordered))
+            counts = Counter()
+            add = self.timeline.add_hour
+            for (key, text), count in Counter(zip(fast_keys, hour_texts)).items():
+                add(key, hours[text], count)
+                counts[key] += count
+            for key, count in counts.items():
                 group = groups[key]
                 group.count += count
                 group.first = _older(group.first, _stamp_time(earliest[key]))
                 group.last = _newer(group.last, _stamp_time(lasts[key]))
-            hours = self._hours
-            add = self.timeline.add_hour
-            for (key, text), count in Counter(zip(fast_keys, map(itemgetter(slice(at, at + 13)),
-                                                                 fast_raws))).items():
-                add(key, hours[text], count)
             self.newest_error = _newer(self.newest_error, _stamp_time(max(stamps)))
             self.error_lines += len(fast_keys)
         for key, when, _ in others:
@@ -421,32 +427,39 @@ class LogStats:
         """Fill in the ``None`` entries of ``codes``: (key, timestamp layout) of each digit
         shape, memoized.  The key is the one the line has when the layout's stamp is a
         real date (None: no error line).  Fresh ids on every line make most of these
-        misses; their hex words are shaped in one regex pass over all of them."""
-        missed = [i for i, code in enumerate(codes) if code is None]
-        short = [i for i in missed if len(shapes[i]) <= 4 * MAX_KEY]       # see _hex_shape
-        hexed = dict(zip(short, _HEX_WORD.sub(_hex_word, b"\n".join(map(shapes.__getitem__, short)))
-                         .split(b"\n")))
-        memo, older, layouts = self._layouts, self._older_layouts, self._stamp_layouts
-        for i in missed:
-            shape = shapes[i]
-            code = older.get(shape)
-            if code is not None:                     # seen before the last turnover: keep it
-                codes[i] = memo[shape] = code
-                continue
-            head = shape[:48]
-            layout = layouts.get(head, _UNSEEN)
-            if layout is _UNSEEN:
-                layout = stamp_layout(shape)
-                if len(shape) <= 48 or _stamp_end(shape) < 44:
-                    if len(layouts) >= MAX_SHAPES:
-                        layouts.clear()
-                    layouts[head] = layout           # the stamp ends well inside the head
-            key = None if layout is READ_EACH else self._classify(hexed.get(i, shape), layout is not None)
-            code = codes[i] = (key, layout)
-            if len(shape) <= 4 * MAX_KEY:
-                if len(memo) >= MAX_SHAPES:         # two generations: what recurs survives
-                    self._older_layouts, self._layouts = older, memo = memo, {}
-                memo[shape] = code
+        misses; they go to the generation before, then to a second memo on the hex
+        shape (:func:`_hex_shape`, one regex pass for them all): a line repeating a
+        message with a fresh id is a new digit shape, not a new hex shape.  Only new hex
+        shapes are classified one by one."""
+        missed = list(compress(range(len(codes)), map(is_, codes, repeat(None))))
+        missed_shapes = list(map(shapes.__getitem__, missed))
+        found = list(map(self._older_layouts.get, missed_shapes))
+        if None in found:
+            todo = list(compress(range(len(found)), map(is_, found, repeat(None))))
+            todo_shapes = list(map(missed_shapes.__getitem__, todo))
+            if max(map(len, todo_shapes)) <= 4 * MAX_KEY:
+                hexed = _hex_shape(b"\n".join(todo_shapes)).split(b"\n")
+            else:                                  # see _hex_shape: long lines as they are
+                short = [shape for shape in todo_shapes if len(shape) <= 4 * MAX_KEY]
+                shaped = iter(_hex_shape(b"\n".join(short)).split(b"\n"))
+                hexed = [next(shaped) if len(shape) <= 4 * MAX_KEY else shape for shape in todo_shapes]
+            by_hex = self._hex_codes
+            for j, hex_shape, code in zip(todo, hexed, map(by_hex.get, hexed)):
+                if code is None:
+                    layout = stamp_layout(hex_shape)
+                    key = None if layout is READ_EACH else self._classify(hex_shape, layout is not None)
+                    if len(by_hex) >= MAX_SHAPES:
+                        by_hex.clear()
+                    code = by_hex[hex_shape] = (key, layout)
+                found[j] = code
+        for i, code in zip(missed, found):
+            codes[i] = code
+        fresh = {shape: code for shape, code in zip(missed_shapes, found) if len(shape) <= 4 * MAX_KEY}
+        memo = self._layouts
+        if len(memo) + len(fresh) > MAX_SHAPES:     # two generations: what recurs survives
+            self._older_layouts, self._layouts = memo, dict(islice(fresh.items(), MAX_SHAPES))
+        else:
+            memo.update(fresh)
 
     def _stamp_before(self, block: bytes, end: int, lines: int = 256) -> Optional[datetime]:
         """The timestamp of the nearest line before ``end`` that has one (a bounded look back)."""

@@ -76,11 +76,10 @@ def line_timestamp(line: bytes, year_hint: int) -> Optional[datetime]:
             y += 2000
         try:
             value = datetime(y, int(month), int(day), int(hh), int(mm), int(ss))
-        except ValueError:
+            if zone:
+                return _local_naive(value.replace(tzinfo=_zone(zone)))   # "+9999" is no zone: no stamp
+        except (ValueError, OverflowError):
             return None
-        if zone:
-            value = value.replace(tzinfo=_zone(zone))
-            return _local_naive(value)
         return value
     m = _SYSLOG.match(line)
     if m:
@@ -115,12 +114,6 @@ def stamp_layout(shape: bytes):
             return at, shape[at:at + 19]
         return READ_EACH
     return READ_EACH if _SYSLOG.match(shape) else None
-
-
-def stamp_end(shape: bytes) -> int:
-    """Where the timestamp ``line_timestamp`` would read ends (0: none)."""
-    m = _ISO.match(shape) or _SYSLOG.match(shape)
-    return m.end() if m else 0
 
 
 def _zone(text: bytes) -> timezone:
