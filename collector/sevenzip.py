@@ -743,24 +743,25 @@ class EntryStream:
             self._streaming = True
             writer._run_piece(writer._entry_begin, head, self)
 
+    def _end(self) -> bool:
+        """Ends the entry once (False when it had ended already) and frees the writer."""
+        if self._done:
+            return False
+        self._done = True
+        self._writer._open_entry = None
+        return True
+
     def close(self) -> None:
         """The entry is complete (a short one is added now, whole)."""
-        if self._done:
-            return
-        self._done = True
-        writer = self._writer
-        writer._open_entry = None
-        if not self._streaming:
+        if self._end() and not self._streaming:
             data, self._held = b"".join(self._held), []
-            writer.add_bytes(self.name, data, self.mtime_ns, self.mode)
+            self._writer.add_bytes(self.name, data, self.mtime_ns, self.mode)
 
     def discard(self) -> None:
         """Nothing of this entry stays in the archive."""
-        if self._done:
+        if not self._end():
             return
-        self._done = True
         writer = self._writer
-        writer._open_entry = None
         self._held = []
         if self._streaming:
             try:
