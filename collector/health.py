@@ -39,6 +39,14 @@ from collector.logtime import READ_EACH, line_timestamp, stamp_layout
 from collector.timeline import Timeline, hour_index
 from platforms import linux as _linux, macos as _macos, windows as _windows
 
+try:                  # the error table in C (collector/_logscan.c); the same table in Python without it
+    from collector import _logscan
+except ImportError:   # pragma: no cover - depends on the installation
+    _logscan = None
+#: False: build the error table in Python even where ``collector._logscan`` is installed
+#: (``JCDIAG_LOGSCAN=python``; the tests compare both ways).
+_ACCELERATED = os.environ.get("JCDIAG_LOGSCAN", "").strip().lower() != "python"
+
 MAX_LINE = 8 * 1024           # bytes of one line looked at; the rest of a longer line is dropped
 MAX_KEY, MAX_EXAMPLE = 300, 500
 MAX_GROUPS = 5000             # distinct normalized error messages held at once
@@ -307,25 +315,101 @@ class LogStats:
 
         A troubled agent's log is a third error lines; Python work per error line (a
         timestamp parse, memo look-ups, group and timeline updates: ~13 us) made the
-        statistics 70% of a collect.  Here whole lists go through C: the candidate lines
-        are found (``map`` of ``find``/``rfind`` from the error words), sliced and joined,
-        digit-shaped in one ``translate`` and looked up in one memo (key and timestamp
-        layout; misses in a second memo on hex shapes, see :meth:`_codes`); the lines stamped ``YYYY-MM-DD HH:MM:SS`` of the block's main layout
-        (the "fast" lines) are counted per key and hour by ``Counter`` on their stamp
-        bytes, and datetimes are built only for each key's first and last stamp and for
-        each distinct hour.  Other error lines (no stamp of their own, a zone, syslog
-        stamps, a "7x" that digit-shaping would make a "0x") take the per-line way.
+        statistics 70% of a collect.  So the block's error lines become one table
+        (:meth:`_python_table`, or the same table from ``collector._logscan`` in C, one
+        pass), per key and hour, and only its rows are counted here: datetimes are
+        built only for each key's first and last stamp and for each distinct hour.
+        Lines the table cannot count (no stamp of their own, a zone, syslog stamps, a
+        "7x" that digit-shaping would make a "0x") are its ``slow`` rows, taken one by one.
 
-        Exact because: stamp bytes of one layout order like their times (checked
-        monotonic, else sorted); every fast line's date is checked valid (an invalid
-        date makes a line unstamped, which changes its key: minutes and seconds are checked
-        on the joined stamps, dates once per distinct hour); a group's example is the
-        block's first line of that key; and when new groups would not fit the budget
-        (eviction depends on line order) the block goes line by line.
+        Exact because: stamp bytes of one layout order like their times; every counted
+        line's date is checked valid (an invalid date makes a line unstamped, which
+        changes its key: minutes and seconds are checked by the table, each distinct
+        hour here); a group's example is the block's first line of that key; and when
+        new groups would not fit the budget (eviction depends on line order) the block
+        goes line by line.
+        """
+        table = None
+        if _logscan is not None and _ACCELERATED:
+            table = _logscan.scan(block, self._hex_codes, self._hex_misses, MAX_LINE, 4 * MAX_KEY)
+        if table is None:
+            table = self._python_table(block)
+            if table is None:
+                return False
+        _, hour_texts, rows, pairs, slow = table
+        hours = self._hours
+        for text in hour_texts:
+            if text not in hours:
+                if len(hours) >= MAX_SHAPES:
+                    hours.clear()
+                hours[text] = _hour_of(text)
+            if hours[text] is None:
+                return False
+        others = []                                     # (key, time, index, start, end) of other error lines
+        for i, start, end in slow:
+            raw = block[start:end]
+            own = line_timestamp(raw, self.year_hint)
+            key = self._error_key(raw, own is not None)
+            if key is not None:
+                others.append((key, own or self._stamp_before(block, start) or before, i, start, end))
+        # new groups must fit without evicting (eviction depends on the order of lines)
+        groups = self._groups
+        new = {row[0] for row in rows if row[0] not in groups}
+        new.update(other[0] for other in others if other[0] not in groups)
+        if new:
+            if len(groups) + len(new) > self.max_groups:
+                return False
+            firsts = {row[0]: row[4:] for row in rows}                 # key -> (index, start, end)
+            for key, _, i, start, end in others:
+                if firsts.get(key, (i,))[0] >= i:
+                    firsts[key] = (i, start, end)
+            for key in sorted(new, key=lambda k: firsts[k][0]):
+                _, start, end = firsts[key]
+                example = block[start:end].decode("utf-8", errors="replace").strip()[:MAX_EXAMPLE]
+                groups[key] = _Group(0, None, None, example)
+        if rows:
+            add = self.timeline.add_hour
+            for row, hour, count in pairs:
+                add(rows[row][0], hours[hour_texts[hour]], count)
+            for key, count, earliest, latest, *_ in rows:
+                group = groups[key]
+                group.count += count
+                group.first = _older(group.first, _stamp_time(earliest))
+                group.last = _newer(group.last, _stamp_time(latest))
+                self.error_lines += count
+            self.newest_error = _newer(self.newest_error, _stamp_time(max(row[3] for row in rows)))
+        for key, when, *_ in others:
+            group = groups[key]
+            group.count += 1
+            group.first, group.last = _older(group.first, when), _newer(group.last, when)
+            self.newest_error = _newer(self.newest_error, when)
+            self.timeline.add(key, when)
+        self.error_lines += len(others)
+        return True
+
+    def _python_table(self, block: bytes) -> Optional[tuple]:
+        """The error table of ``block`` (whole lines): ``(candidates, hours, rows, pairs, slow)``,
+        or None when a counted line's minutes or seconds are over 59.  ``collector._logscan``
+        builds the same table in C; this is its pure-Python fallback and its reference.
+
+        Candidate lines hold an error word (:data:`_ERROR_WORDS`); each is cut to
+        ``MAX_LINE`` bytes and its trailing CRs, digit-shaped and looked up in the memo
+        (misses: :meth:`_codes`).  The lines stamped in the block's *main* layout (the
+        first line's stamp layout ``YYYY-MM-DD HH:MM:SS``, or the first such) are the
+        counted ones: ``hours`` are their distinct ``YYYY-MM-DD HH`` texts; ``rows`` are
+        ``(key, count, earliest stamp, latest stamp, first index, start, end)`` for each
+        key among them, in order of first appearance (lines of no key, not error lines,
+        only have their hour checked); ``pairs`` are ``(row, hour, count)`` in order of
+        first appearance.  ``slow`` are ``(index, start, end)`` of the other lines that
+        may be errors: another layout, no stamp, or a [1-9][xX] that the "0" shape would
+        read as a 0x prefix.  ``start``/``end`` are the line's bytes in ``block``.
+
+        All the work is on whole lists, through C (``map``, ``join``, ``translate``,
+        ``Counter``): about 4 us per candidate line.
         """
         ends = list(dict.fromkeys(map(block.find, repeat(b"\n"), _ERROR_WORDS.starts(block.lower()))))
         if not ends:
-            return True
+            return 0, [], [], [], []
         newlines = list(map(block.rfind, repeat(b"\n"), repeat(0), ends))    # before each line (-1: none)
         joined = b"".join(map(block.__getitem__, map(slice, newlines, ends)))   # lines after their newline
         joined = block[:ends[0]] + joined if newlines[0] < 0 else joined[1:]   # the block's first line
@@ -348,80 +432,47 @@ class LogStats:
         on_main = None                                  # None: every line (the usual block: one layout)
         slow: list[int] = []
         if main is None or odd or layouts.count(main) != n:
-            on_main = list(map(eq, layouts, repeat(main)))
+            on_main = list(map(eq, layouts, repeat(main))) if main is not None else [False] * n
             for i in odd:
                 on_main[i] = False
             slow = [i for i in compress(range(n), map(not_, on_main)) if i in odd or codes[i] != (None, None)]
             # maybe errors: another layout's date may be no date, and "odd" shapes misread
-        # the fast lines: dates valid (else their keys would differ), then error lines only
-        at = main[0] if main is not None else 0
+        starts = list(map((1).__add__, newlines))
+        slow_rows = [(i, starts[i], starts[i] + len(raws[i])) for i in slow]
+        if main is None:
+            return n, [], [], [], slow_rows
+        at = main[0]
         stamps = list(map(itemgetter(slice(at, at + 19)), raws if on_main is None else compress(raws, on_main)))
-        hours = self._hours
-        if stamps:
-            every = b"".join(stamps)
-            if max(every[14::19]) > 0x35 or max(every[17::19]) > 0x35:     # minutes or seconds over 59
-                return False
-            hour_texts = list(map(itemgetter(slice(0, 13)), stamps))
-            for text in set(hour_texts):
-                if text not in hours:
-                    if len(hours) >= MAX_SHAPES:
-                        hours.clear()
-                    hours[text] = _hour_of(text)
-                if hours[text] is None:
-                    return False
+        if not stamps:
+            return n, [], [], [], slow_rows
+        every = b"".join(stamps)
+        if max(every[14::19]) > 0x35 or max(every[17::19]) > 0x35:     # minutes or seconds over 59
+            return None
+        hour_texts = list(map(itemgetter(slice(0, 13)), stamps))
+        hour_of = {text: h for h, text in enumerate(dict.fromkeys(hour_texts))}
         index: Iterable[int] = range(n) if on_main is None else compress(range(n), on_main)
         fast_keys = keys if on_main is None else list(compress(keys, on_main))
         if None in fast_keys:
             keep = list(map(is_not, fast_keys, repeat(None)))
             index = compress(index, keep)
             fast_keys, stamps, hour_texts = (list(compress(items, keep)) for items in (fast_keys, stamps, hour_texts))
-        others = []                                     # (key, time, index) of other error lines
-        for i in slow:
-            raw = raws[i]
-            own = line_timestamp(raw, self.year_hint)
-            key = self._error_key(raw, own is not None)
-            if key is not None:
-                others.append((key, own or self._stamp_before(block, newlines[i] + 1) or before, i))
-        # new groups must fit without evicting (eviction depends on the order of lines)
-        groups = self._groups
-        new = set(fast_keys).difference(groups)
-        new.update(key for key, _, _ in others if key not in groups)
-        if new:
-            if len(groups) + len(new) > self.max_groups:
-                return False
-            firsts = dict(zip(reversed(fast_keys), reversed(list(index))))
-            for key, _, i in others:
-                if firsts.get(key, i) >= i:
-                    firsts[key] = i
-            for key in sorted(new, key=firsts.__getitem__):
-                example = raws[firsts[key]].decode("utf-8", errors="replace").strip()[:MAX_EXAMPLE]
-                groups[key] = _Group(0, None, None, example)
-        if fast_keys:
-            if all(map(le, stamps, islice(stamps, 1, None))):
-                lasts, earliest = dict(zip(fast_keys, stamps)), dict(zip(reversed(fast_keys), reversed(stamps)))
-            else:
-                ordered = sorted(zip(fast_keys, stamps))
-                lasts, earliest = dict(ordered), dict(reversed(ordered))
-            counts = Counter()
-            add = self.timeline.add_hour
-            for (key, text), count in Counter(zip(fast_keys, hour_texts)).items():
-                add(key, hours[text], count)
-                counts[key] += count
-            for key, count in counts.items():
-                group = groups[key]
-                group.count += count
-                group.first = _older(group.first, _stamp_time(earliest[key]))
-                group.last = _newer(group.last, _stamp_time(lasts[key]))
-            self.newest_error = _newer(self.newest_error, _stamp_time(max(stamps)))
-            self.error_lines += len(fast_keys)
-        for key, when, _ in others:
-            group = groups[key]
-            group.count += 1
-            group.first, group.last = _older(group.first, when), _newer(group.last, when)
-            self.newest_error = _newer(self.newest_error, when)
-            self.timeline.add(key, when)
-        self.error_lines += len(others)
-        return True
+        if not fast_keys:
+            return n, list(hour_of), [], [], slow_rows
+        if all(map(le, stamps, islice(stamps, 1, None))):
+            lasts, earliest = dict(zip(fast_keys, stamps)), dict(zip(reversed(fast_keys), reversed(stamps)))
+        else:
+            ordered = sorted(zip(fast_keys, stamps))
+            lasts, earliest = dict(ordered), dict(reversed(ordered))
+        firsts = dict(zip(reversed(fast_keys), reversed(list(index))))
+        row_of = {key: r for r, key in enumerate(dict.fromkeys(fast_keys))}
+        pairs = [(row_of[key], hour_of[text], count)
+                 for (key, text), count in Counter(zip(fast_keys, hour_texts)).items()]
+        counts = Counter()
+        for row, _, count in pairs:
+            counts[row] += count
+        rows = [(key, counts[r], earliest[key], lasts[key], firsts[key], starts[firsts[key]],
+                 starts[firsts[key]] + len(raws[firsts[key]])) for key, r in row_of.items()]
+        return n, list(hour_of), rows, pairs, slow_rows
 
     def _codes(self, codes: list, shapes: list[bytes]) -> None:
         """Fill in the ``None`` entries of ``codes``: (key, timestamp layout) of each digit
@@ -443,15 +494,8 @@ class LogStats:
                 short = [shape for shape in todo_shapes if len(shape) <= 4 * MAX_KEY]
                 shaped = iter(_hex_shape(b"\n".join(short)).split(b"\n"))
                 hexed = [next(shaped) if len(shape) <= 4 * MAX_KEY else shape for shape in todo_shapes]
-            by_hex = self._hex_codes
-            for j, hex_shape, code in zip(todo, hexed, map(by_hex.get, hexed)):
-                if code is None:
-                    layout = stamp_layout(hex_shape)
-                    key = None if layout is READ_EACH else self._classify(hex_shape, layout is not None)
-                    if len(by_hex) >= MAX_SHAPES:
-                        by_hex.clear()
-                    code = by_hex[hex_shape] = (key, layout)
-                found[j] = code
+            for j, hex_shape, code in zip(todo, hexed, map(self._hex_codes.get, hexed)):
+                found[j] = code or self._hex_code(hex_shape)
         for i, code in zip(missed, found):
             codes[i] = code
         fresh = {shape: code for shape, code in zip(missed_shapes, found) if len(shape) <= 4 * MAX_KEY}
@@ -460,6 +504,22 @@ class LogStats:
             self._older_layouts, self._layouts = memo, dict(islice(fresh.items(), MAX_SHAPES))
         else:
             memo.update(fresh)
+
+    def _hex_code(self, hex_shape: bytes) -> tuple:
+        """(key, timestamp layout) of a hex shape (see :meth:`_codes`), classified and memoized."""
+        layout = stamp_layout(hex_shape)
+        key = None if layout is READ_EACH else self._classify(hex_shape, layout is not None)
+        if len(self._hex_codes) >= MAX_SHAPES:
+            self._hex_codes.clear()
+        code = self._hex_codes[hex_shape] = (key, layout)
+        return code
+
+    def _hex_misses(self, codes: list, hex_shapes: list[bytes]) -> None:
+        """Fill in the ``None`` entries of ``codes`` from their hex shapes: ``collector._logscan``
+        shapes every line itself and looks up :attr:`_hex_codes` (a line repeating a message
+        with a fresh id is a new digit shape, not a new hex shape), so only new messages get here."""
+        for i in compress(range(len(codes)), map(is_, codes, repeat(None))):
+            codes[i] = self._hex_codes.get(hex_shapes[i]) or self._hex_code(hex_shapes[i])
 
     def _stamp_before(self, block: bytes, end: int, lines: int = 256) -> Optional[datetime]:
         """The timestamp of the nearest line before ``end`` that has one (a bounded look back)."""
