@@ -29,6 +29,7 @@ Empty files have no data and are listed last.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import lzma
 import os
@@ -42,7 +43,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import BinaryIO, Callable, Iterable, Optional
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -317,9 +318,11 @@ class _CoreShare:
 
     def __init__(self, cores: int, producer: bool):
         self._slots = threading.Semaphore(max(1, cores))
-        self._producer = producer
+        self._producer = producer           # a producer works beside the compressors
+        self._held = False                  # it holds a slot now
         if producer:
             self._slots.acquire()
+            self._held = True
 
     def computing(self, work: Callable[[bytearray], bytes]) -> Callable[[bytearray], bytes]:
         """``work`` that waits for a free core first."""
@@ -328,26 +331,24 @@ class _CoreShare:
                 return work(block)
         return in_a_slot
 
-    class _Waiting:
-        def __init__(self, share: "_CoreShare"):
-            self._share = share
-
-        def __enter__(self) -> None:
-            if self._share._producer:
-                self._share._slots.release()
-
-        def __exit__(self, *exc) -> None:
-            if self._share._producer:
-                self._share._slots.acquire()
-
-    def producer_waiting(self) -> "_CoreShare._Waiting":
-        """``with`` it around a wait of the producer's for the writer."""
-        return _CoreShare._Waiting(self)
+    @contextlib.contextmanager
+    def producer_waiting(self) -> Iterator[None]:
+        """Around a wait of the producer's for the writer: its core is free meanwhile."""
+        if self._held:
+            self._held = False
+            self._slots.release()
+        try:
+            yield
+        finally:
+            if self._producer and not self._held:
+                self._slots.acquire()
+                self._held = True
 
     def producer_done(self) -> None:
         """The producer hands in its slot for good (the archive is closing)."""
-        if self._producer:
-            self._producer = False
+        self._producer = False
+        if self._held:
+            self._held = False
             self._slots.release()
 
 

@@ -450,3 +450,87 @@ def test_nothing_else_is_added_while_an_entry_is_open(tmp_path):
             writer.open_entry("other.log")
         entry.close()
         writer.add_bytes("other.txt", b"y\n")
+
+
+# --------------------------------------------------------------------------- cores shared with the producer
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_producer_and_the_compressors_share_the_cores_without_deadlock(tmp_path, monkeypatch, cores):
+    """With the producer holding one of the cores, a streamed entry far beyond the queue
+    limit and many queued files still complete (the producer frees its core while it
+    waits), at most ``cores - 1`` blocks compress while it works, and all of them open."""
+    monkeypatch.setattr(sevenzip, "usable_cores", lambda: cores)
+    monkeypatch.setattr(sevenzip, "QUEUED_BYTES", 128 << 10)
+    monkeypatch.setattr(sevenzip, "FEEDER_QUEUE", 2)
+    import threading
+    lock, running, most = threading.Lock(), [0], [0]
+    waiting = threading.local()
+    real_encode = lzma2enc.block_encoder()
+
+    def counting(block):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real_encode(block)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    busy_while_working = []
+    real_run_piece = sevenzip.StreamingWriter._run_piece
+
+    def watching(self, work, data, *args):
+        busy_while_working.append(running[0])       # the producer is working here: not waiting
+        return real_run_piece(self, work, data, *args)
+
+    monkeypatch.setattr(sevenzip.StreamingWriter, "_run_piece", watching)
+    contents = {"big.log": log_text(60000, seed=11)}
+    contents.update({f"small{i}.txt": log_text(20, seed=i) for i in range(12)})
+    archive = tmp_path / "shared.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, encode=counting, background=True) as writer:
+        _stream(writer, "big.log", contents["big.log"], piece=16 << 10)
+        for name, data in contents.items():
+            if name != "big.log":
+                writer.add_bytes(name, data)
+    assert busy_while_working and max(busy_while_working) <= max(1, cores - 1)
+    assert 1 <= most[0] <= 2
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+
+
+def test_core_share_slots():
+    """The producer's slot: taken at start, free while it waits and once it is done."""
+    import threading
+    share = sevenzip._CoreShare(2, producer=True)
+    started, release = threading.Event(), threading.Event()
+    done = []
+
+    def compress(block):
+        started.set()
+        release.wait(10)
+        return block
+
+    first = threading.Thread(target=lambda: done.append(share.computing(compress)(b"1")))
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=lambda: done.append(share.computing(lambda b: b)(b"2")))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()                     # the producer and the first compressor hold both
+    with share.producer_waiting():
+        second.join(10)
+        assert not second.is_alive() and done == [b"2"]
+    share.producer_done()
+    share.producer_done()                        # twice is once
+    release.set()
+    first.join(10)
+    assert done == [b"2", b"1"]
+    both = [threading.Thread(target=share.computing(lambda b: b), args=(b"x",)) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(10)
+        assert not t.is_alive()
+    assert share._slots.acquire(timeout=1) and share._slots.acquire(timeout=1)   # no slot lost
+    assert not share._slots.acquire(timeout=0.05)                               # none made up
