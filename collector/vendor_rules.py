@@ -20,7 +20,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
@@ -59,10 +59,15 @@ class VendorRule:
     hit_id: str
     description: str
     keywords: tuple[bytes, ...]
-    rx: re.Pattern[bytes]
+    pattern: bytes
     group: int                               # 0: the first non-empty group, else the match
     entropy: float
     allowlists: tuple[_Allow, ...]
+
+    @cached_property
+    def rx(self) -> re.Pattern[bytes]:
+        """The compiled regex (raises ``re.error``), compiled on first use."""
+        return re.compile(self.pattern, re.M)
 
 
 def shannon(data: bytes) -> float:
@@ -89,7 +94,12 @@ class VendorRules:
     """The compiled table.  ``keywords`` maps each lower-case keyword to the indexes of
     the rules it triggers; :meth:`scan` runs the triggered rules around the hits."""
 
-    def __init__(self, doc: Mapping[str, Any], where: str = "vendor rules"):
+    def __init__(self, doc: Mapping[str, Any], where: str = "vendor rules", lazy: bool = False):
+        """``lazy``: compile each rule's regex when a keyword first triggers it, not now.
+        For the shipped table, whose every regex the build script compiled: compiling
+        all 212 took about 0.12 s of every start, more than a tenth of the whole
+        collection of a small host, and most rules never meet their keyword.  A regex
+        that still fails to compile then is skipped from that moment on, and counted."""
         if not isinstance(doc, Mapping) or doc.get("format") != "jcdiag-vendor-rules":
             raise VendorRuleError(f"{where}: not a jcdiag-vendor-rules document")
         self.source = str(doc.get("source", ""))
@@ -97,22 +107,25 @@ class VendorRules:
         self.upstream_rules = int(doc.get("upstream_rules", 0))
         self.skipped: dict[str, str] = {s["id"]: s["reason"] for s in doc.get("skipped", ())}
         self._global = _allow(doc.get("allowlist") or {}, f"{where}: global allowlist")
+        self._dead: set[str] = set()           # rules whose regex turned out not to compile
         rules: list[VendorRule] = []
         for raw in doc.get("rules", ()):
             rid = raw.get("id")
             try:
-                rx = re.compile(raw["regex"].encode(), re.M)
-            except (re.error, KeyError, AttributeError) as exc:
-                self.skipped[str(rid)] = f"regex does not compile here: {exc}"    # counted, never run
+                pattern = raw["regex"].encode()
+            except (KeyError, AttributeError) as exc:
+                self.skipped[str(rid)] = f"regex does not compile here: {exc!r}"    # counted, never run
                 continue
             kws = tuple(k.encode() for k in raw.get("keywords", ()) if k and k == k.lower())
             if not kws:
                 self.skipped[str(rid)] = "no keyword for the prefilter"
                 continue
-            rules.append(VendorRule(
-                rid, HIT_PREFIX + rid, str(raw.get("description", rid)), kws, rx,
+            rule = VendorRule(
+                rid, HIT_PREFIX + rid, str(raw.get("description", rid)), kws, pattern,
                 int(raw.get("secret_group", 0)), float(raw.get("entropy", 0) or 0),
-                tuple(_allow(a, f"{where}: {rid}") for a in raw.get("allowlists", ()))))
+                tuple(_allow(a, f"{where}: {rid}") for a in raw.get("allowlists", ())))
+            if lazy or self._compiles(rule):
+                rules.append(rule)
         self.rules = tuple(rules)
         keywords: dict[bytes, list[int]] = {}
         for index, rule in enumerate(self.rules):
@@ -121,11 +134,24 @@ class VendorRules:
         self.keywords = {k: tuple(v) for k, v in keywords.items()}
         self._by_hit = {r.hit_id: r for r in self.rules}
 
+    def _compiles(self, rule: VendorRule) -> bool:
+        """Compiles ``rule``'s regex; one that does not compile here is skipped and counted."""
+        if rule.upstream_id in self._dead:
+            return False
+        try:
+            rule.rx
+        except re.error as exc:
+            self.skipped[str(rule.upstream_id)] = f"regex does not compile here: {exc}"
+            self._dead.add(rule.upstream_id)
+            return False
+        return True
+
     @classmethod
     def load(cls, path: Path | str | None = None) -> "VendorRules":
+        """The table at ``path``, compiled now; the shipped one (no ``path``) compiles lazily."""
         text, where = read_data("vendor_rules.json", path)
         try:
-            return cls(json.loads(text), where)
+            return cls(json.loads(text), where, lazy=path is None)
         except ValueError as exc:
             raise VendorRuleError(f"{where}: {exc}") from None
 
@@ -139,7 +165,7 @@ class VendorRules:
 
     def summary(self) -> dict[str, Any]:
         return {"source": self.source, "commit": self.commit, "upstream_rules": self.upstream_rules,
-                "active": len(self.rules), "skipped": dict(sorted(self.skipped.items()))}
+                "active": len(self.rules) - len(self._dead), "skipped": dict(sorted(self.skipped.items()))}
 
     def scan(self, orig: bytes, hits: Iterable[tuple[int, tuple[int, ...]]],
              add: Callable[[int, int, bytes, int, int], None]) -> None:
@@ -162,6 +188,8 @@ class VendorRules:
 
     def _run(self, rule: VendorRule, orig: bytes, ws: int, we: int,
              add: Callable[[int, int, bytes, int, int], None]) -> None:
+        if not self._compiles(rule):
+            return
         for m in rule.rx.finditer(orig, ws, we):
             if m.end() == m.start():
                 continue

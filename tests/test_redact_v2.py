@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from collector.argv import tokenize, unquoted
 from collector.redact import Redactor, is_command_listing
+from collector.data import read_data
 from collector.vendor_rules import WINDOW_AFTER, WINDOW_BEFORE, VendorRules, default_vendor_rules, shannon
 from tests.test_redact import scrub_chunks
 from tests.secret_forms import FORMS, MUST_STAY, MUST_STAY_TEXT, PS_HEAD, ps_line
@@ -279,6 +280,29 @@ def test_vendor_rule_sees_only_a_bounded_window_around_its_keyword(monkeypatch):
     assert out == line
     assert seen and max(seen) <= WINDOW_BEFORE + WINDOW_AFTER
     assert len(seen) <= 2 * len(line) // (WINDOW_AFTER // 2) + 2     # windows do not pile up
+
+
+def test_the_shipped_table_compiles_each_regex_on_first_use_and_every_one_compiles():
+    """Loading the shipped table compiles nothing (a start-up cost of every run); each of
+    its regexes does compile here, so the lazy table is the eager one."""
+    vendor = VendorRules.load()
+    assert not any("rx" in vars(rule) for rule in vendor.rules)
+    eager = VendorRules(json.loads(read_data("vendor_rules.json")[0]))
+    assert [r.upstream_id for r in eager.rules] == [r.upstream_id for r in vendor.rules]
+    assert all(vendor._compiles(rule) for rule in vendor.rules)
+    assert vendor.summary() == eager.summary()
+
+
+def test_a_lazy_regex_that_does_not_compile_is_skipped_and_counted_when_first_triggered():
+    doc = {"format": "jcdiag-vendor-rules", "commit": "c" * 40, "upstream_rules": 2, "allowlist": {},
+           "skipped": [], "rules": [
+               {"id": "bad", "description": "d", "keywords": ["bad_"], "regex": "bad_(unclosed"},
+               {"id": "good", "description": "d", "keywords": ["gd_"], "regex": "gd_[0-9]{6}"}]}
+    vendor = VendorRules(doc, lazy=True)
+    assert vendor.summary()["active"] == 2 and "bad" not in vendor.skipped
+    out, _ = scrub(b"bad_x12345678 gd_123456\n", "logs/x.log", redactor=Redactor(vendor_rules=vendor))
+    assert b"[REDACTED:gitleaks:good]" in out and b"bad_x12345678" in out
+    assert "bad" in vendor.skipped and vendor.summary()["active"] == 1
 
 
 def test_a_regex_that_does_not_compile_here_is_skipped_and_counted():
