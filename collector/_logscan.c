@@ -244,11 +244,17 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         }
     }
+    /* from here on, Python code (a key's __hash__ or __eq__, a layout's __eq__) may run while
+     * keys and layouts are read in place: read them from a tuple no one else can change */
+    PyObject *frozen = PyList_AsTuple(codes);
+    Py_SETREF(codes, frozen);
+    if (!codes)
+        goto done;
     /* 3. the main layout: that of the first line stamped YYYY-MM-DD HH:MM:SS */
     PyObject *main_layout = NULL;
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *code = PyList_GET_ITEM(codes, i);
+        PyObject *code = PyTuple_GET_ITEM(codes, i);
         if (!PyTuple_CheckExact(code) || PyTuple_GET_SIZE(code) != 2) {
             result = fail_none();
             goto done;
@@ -275,7 +281,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     Py_ssize_t prev_hour = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *code = PyList_GET_ITEM(codes, i);
+        PyObject *code = PyTuple_GET_ITEM(codes, i);
         PyObject *key = PyTuple_GET_ITEM(code, 0), *layout = PyTuple_GET_ITEM(code, 1);
         int on_main = 0;
         if (!lines[i].odd && main_layout) {
@@ -366,6 +372,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             }
             pair_order[npairs++] = k * MAX_HOURS + h;
         }
+    }
+    if (PyDict_GET_SIZE(slots) != nslots) {    /* a key equal to another only when stored: a slot lost */
+        result = fail_none();
+        goto done;
     }
     /* 5. the answer */
     hours_list = PyList_New(nhours);
