@@ -788,18 +788,23 @@ def test_block_wide_statistics_equal_line_by_line(seed, lines, max_groups, chunk
     assert _everything(fast) == _everything(slow)
 
 
+def agent_log(lines: int, seed: int = 5) -> bytes:
+    """The usual agent log: one stamp layout, every third line an error, fresh ids."""
+    rng = random.Random(seed)
+    out = []
+    when = datetime(2026, 11, 1)
+    for i in range(lines):
+        when += timedelta(milliseconds=rng.randint(5, 900))
+        level = "ERROR" if i % 3 == 0 else "INFO"
+        out.append(f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d} [{level}] request "
+                   f"{rng.getrandbits(128):032x} failed after {rng.randint(1, 900)}ms\n")
+    return "".join(out).encode()
+
+
 def test_block_wide_statistics_take_the_fast_way_on_agent_logs():
     """The usual agent log (one stamp layout, a third error lines, fresh ids) is counted
     block-wide, not line by line, and gives the line-by-line answer."""
-    rng = random.Random(5)
-    lines = []
-    when = datetime(2026, 11, 1)
-    for i in range(6000):
-        when += timedelta(milliseconds=rng.randint(5, 900))
-        level = "ERROR" if i % 3 == 0 else "INFO"
-        lines.append(f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d} [{level}] request "
-                     f"{rng.getrandbits(128):032x} failed after {rng.randint(1, 900)}ms\n")
-    log = "".join(lines).encode()
+    log = agent_log(6000)
     fast, slow = LogStats(now=NOW), _line_by_line()
     taken = []
     real = fast._block_errors

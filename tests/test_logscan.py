@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from collector import health
 from collector.health import LogStats
 
-_logscan = pytest.importorskip("collector._logscan", reason="the C extension is not built here")
-
-from tests.test_health import NOW, _everything  # noqa: E402  (after the skip: same reference as test_health)
+# No skip: setup.py builds the extension as optional, so a failed build would only show here.
+from collector import _logscan  # noqa: E402
+from tests.test_health import NOW, _everything, agent_log  # noqa: E402
 
 _ROOT = Path(__file__).resolve().parent.parent
 MAX_HOURS = 64                       # collector/_logscan.c: more distinct hours in a block, the Python way
@@ -276,14 +276,7 @@ def test_c_table_equals_python_table_on_edges(block):
 def test_the_usual_agent_block_takes_the_c_table():
     """One stamp layout, a third error lines, fresh ids: the C answers (a None here would
     silently send every collect the slow way)."""
-    rng = random.Random(5)
-    when, lines = datetime(2026, 11, 1), []
-    for i in range(3000):
-        when += timedelta(milliseconds=rng.randint(5, 900))
-        level = "ERROR" if i % 3 == 0 else "INFO"
-        lines.append(f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d} [{level}] request "
-                     f"{rng.getrandbits(128):032x} failed after {rng.randint(1, 900)}ms\n")
-    block = "".join(lines).encode()
+    block = agent_log(3000)
     table = assert_same_table(block)
     assert table is not None and table[0] == 1000 and sum(row[1] for row in table[2]) == 1000
     taken = [assert_same_table(make_block(random.Random(seed), glitch=0, steps=[0, 1, 2, 5], mix=0, binary=0))
