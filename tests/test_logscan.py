@@ -791,3 +791,15 @@ def test_jcdiag_logscan_python_forces_the_python_table():
         env = {**os.environ, "JCDIAG_LOGSCAN": value}
         subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=str(_ROOT))
     assert health._ACCELERATED or os.environ.get("JCDIAG_LOGSCAN", "").strip().lower() == "python"
+
+
+def test_near_miss_words_are_no_candidates_and_the_words_in_any_case_are():
+    """Every error word is a whole prefix test: one letter short is no error word
+    ("sever", "aler", "fata", "pani", "cri", "emer", "er"), a longer word holding one is."""
+    misses = [b"2026-11-01 10:00:00 several sever aler fata pani cri emer er ERX\n"]
+    table = assert_same_table(b"".join(misses))
+    assert table is not None and table[0] == 0
+    hits = b"".join(b"2026-11-01 10:00:%02d [INFO] %s\n" % (i, word) for i, word in enumerate(
+        [b"SEVERE", b"alerts", b"FaTaL", b"panicked", b"CRITICAL", b"emergency", b"errno", b"xERRx"]))
+    table = assert_same_table(hits)
+    assert table is not None and table[0] == 8
