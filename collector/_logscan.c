@@ -330,6 +330,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_ssize_t k;
         if (found) {
             k = PyLong_AsSsize_t(found);
+            if (k < 0 || k >= nslots) {      /* only our own numbers belong here */
+                PyErr_Clear();
+                result = fail_none();
+                goto done;
+            }
         } else {
             if (PyErr_Occurred())
                 goto done;
@@ -394,6 +399,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_ssize_t pos = 0;
         while (PyDict_Next(slots, &pos, &key, &number)) {
             Py_ssize_t k = PyLong_AsSsize_t(number);
+            if (k < 0 || k >= nslots || PyList_GET_ITEM(groups, k) != NULL) {
+                PyErr_Clear();
+                result = fail_none();
+                goto done;
+            }
             Slot *sl = &slot[k];
             PyObject *item = Py_BuildValue("(Ony#y#nnn)", key, sl->count, sl->min_stamp, (Py_ssize_t)STAMP,
                                            sl->max_stamp, (Py_ssize_t)STAMP, sl->first_index, sl->first_start,
