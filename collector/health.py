@@ -51,6 +51,7 @@ MAX_LINE = 8 * 1024           # bytes of one line looked at; the rest of a longe
 MAX_KEY, MAX_EXAMPLE = 300, 500
 MAX_GROUPS = 5000             # distinct normalized error messages held at once
 MAX_SHAPES = 4096             # memoized line classifications (see LogStats._error_key)
+MEMO_BYTES = 4 << 20          # bytes of shapes one such memo holds (see _Memo)
 _UNSEEN = object()
 #: A long hex word with the byte before it (see _hex_shape): the byte is matched, not looked
 #: behind at, so ``re`` skips ahead on it (a leading look-behind made this 3x slower).
@@ -212,6 +213,27 @@ def _newer(a: Optional[datetime], b: Optional[datetime]) -> Optional[datetime]:
     return max(a, b) if a and b else a or b
 
 
+class _Memo(dict):
+    """A memo of line shapes, bounded twice: at most ``MAX_SHAPES`` shapes and at most
+    ``MEMO_BYTES`` of them; when full it starts over.  Counting entries alone let a log of
+    long distinct error lines (8 KiB each, the longest looked at) hold 32 MiB per memo."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+
+    def remember(self, shape: bytes, value):
+        """Keep ``value`` for ``shape`` (not yet in the memo) and return it."""
+        if len(self) >= MAX_SHAPES or self.held + len(shape) > MEMO_BYTES:
+            self.clear()
+            self.held = 0
+        self[shape] = value
+        self.held += len(shape)
+        return value
+
+
 @dataclass
 class _Group:
     count: int
@@ -237,11 +259,11 @@ class LogStats:
         self.last_timestamp: Optional[datetime] = None
         self.newest_error: Optional[datetime] = None
         self._groups: dict[str, _Group] = {}
-        self._shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})   # by "stamped"
-        self._hex_shapes: tuple[dict[bytes, Optional[str]], ...] = ({}, {})
+        self._shapes: tuple[_Memo, ...] = (_Memo(), _Memo())   # digit shape -> key, by "stamped"
+        self._hex_shapes: tuple[_Memo, ...] = (_Memo(), _Memo())   # hex shape -> key
         self._layouts: dict[bytes, tuple] = {}       # digit shape -> (key, layout), see _block_errors
         self._older_layouts: dict[bytes, tuple] = {}  # the generation before (see _codes)
-        self._hex_codes: dict[bytes, tuple] = {}     # hex shape -> (key, layout), see _codes
+        self._hex_codes = _Memo()                    # hex shape -> (key, layout), see _codes
         self._hours: dict[bytes, Optional[int]] = {}  # "YYYY-MM-DD HH" -> hour index (None: no date)
         self._partial = bytearray()
         self._record_time: Optional[datetime] = None
@@ -509,10 +531,7 @@ class LogStats:
         """(key, timestamp layout) of a hex shape (see :meth:`_codes`), classified and memoized."""
         layout = stamp_layout(hex_shape)
         key = None if layout is READ_EACH else self._classify(hex_shape, layout is not None)
-        if len(self._hex_codes) >= MAX_SHAPES:
-            self._hex_codes.clear()
-        code = self._hex_codes[hex_shape] = (key, layout)
-        return code
+        return self._hex_codes.remember(hex_shape, (key, layout))
 
     def _hex_misses(self, codes: list, hex_shapes: list[bytes]) -> None:
         """Fill in the ``None`` entries of ``codes`` from their hex shapes: ``collector._logscan``
@@ -585,9 +604,8 @@ class LogStats:
         memo = self._shapes[stamped]
         key = memo.get(shape, _UNSEEN)
         if key is _UNSEEN:
-            if len(memo) >= MAX_SHAPES:
-                memo.clear()                    # many distinct shapes: start over
-            key = memo[shape] = self._classify(_hex_shape(shape) if len(shape) <= 4 * MAX_KEY else shape, stamped)
+            key = memo.remember(shape, self._classify(_hex_shape(shape) if len(shape) <= 4 * MAX_KEY else shape,
+                                                      stamped))
         return key
 
     def _classify(self, shape: bytes, stamped: bool) -> Optional[str]:
@@ -596,11 +614,9 @@ class LogStats:
         memo = self._hex_shapes[stamped]
         key = memo.get(shape, _UNSEEN)
         if key is _UNSEEN:
-            if len(memo) >= MAX_SHAPES:
-                memo.clear()
             text = shape.decode("utf-8", errors="replace")
             message = _STAMP.sub("", text, count=1) if stamped else text.lstrip()
-            key = memo[shape] = normalize(message) if is_error_line(message) else None
+            key = memo.remember(shape, normalize(message) if is_error_line(message) else None)
         return key
 
     def _evict(self) -> None:

@@ -301,6 +301,25 @@ def test_memo_stays_bounded_with_a_fresh_id_on_every_line():
     assert stats.error_lines == health.MAX_SHAPES * 3
 
 
+@pytest.mark.parametrize("accelerated", [True, False], ids=["c", "python"])
+def test_memos_stay_bounded_in_bytes_on_long_distinct_error_lines(monkeypatch, accelerated):
+    """Hostile input: every error line long (up to MAX_LINE looked at) and distinct in its
+    words; the memos start over before they hold MEMO_BYTES, and nothing is miscounted."""
+    monkeypatch.setattr(health, "_ACCELERATED", accelerated)
+    rng = random.Random(3)
+    stats = LogStats(now=NOW)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa"]
+    lines = 1500
+    for n in range(lines):
+        body = " ".join(rng.choice(words) for _ in range(1400))[:health.MAX_LINE]
+        stats.feed(f"2024-03-04 10:00:00 [ERROR] {body}\n".encode())
+    stats.close()
+    memos = [*stats._shapes, *stats._hex_shapes, stats._hex_codes]
+    assert all(memo.held <= health.MEMO_BYTES and
+               sum(map(len, memo)) <= health.MEMO_BYTES for memo in memos)
+    assert stats.error_lines == lines
+
+
 @pytest.mark.parametrize("a, b", [
     ('level=error msg="poll failed"', 'level=error msg="policy failed"'),
     ("failed to poll server", "failed to update users"),
