@@ -545,11 +545,13 @@ class StreamingWriter:
         """Like :meth:`_run` for a piece of a streamed entry: waits while more than
         :data:`QUEUED_BYTES` are queued (or the feeder failed)."""
         if self._queue is not None:
+            if self._queued > QUEUED_BYTES:       # only this thread adds to it
+                # the core is given back and taken again outside the lock, which the
+                # feeder needs to count pieces done
+                with self._cores.producer_waiting(), self._queued_cond:
+                    while self._queued > QUEUED_BYTES and self._feeder_error is None and not self._aborting:
+                        self._queued_cond.wait(0.5)
             with self._queued_cond:
-                if self._queued > QUEUED_BYTES:
-                    with self._cores.producer_waiting():
-                        while self._queued > QUEUED_BYTES and self._feeder_error is None and not self._aborting:
-                            self._queued_cond.wait(0.5)
                 self._queued += len(data)
         self._run(work, data, *args)
 
