@@ -6,4 +6,5 @@ Everything else about the package is in pyproject.toml.
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("collector._logscan", ["collector/_logscan.c"], optional=True)])
+setup(ext_modules=[Extension("collector._logscan", ["collector/_logscan.c"], optional=True),
+                   Extension("collector._literals", ["collector/_literals.c"], optional=True)])

@@ -18,10 +18,11 @@ PyInstaller does not cross-compile, so each executable is built on its own OS:
 What goes in: the ``collector``, ``platforms`` and ``intake`` packages (every submodule:
 the CLI imports most of them inside commands, and ``platforms`` picks its OS module
 at run time), the data files in ``collector/data`` (lifecycle table, its licence,
-redaction rules), pylzma (7-Zip's LZMA encoder) and ``collector._logscan`` (the log
-statistics' error table in C, built by ``pip install -e .`` from collector/_logscan.c):
-the build refuses to go on without either, since the executable would then fall back
-to the slower pure-Python ways, py7zr with its
+redaction rules), pylzma (7-Zip's LZMA encoder), ``collector._logscan`` (the log
+statistics' error table in C) and ``collector._literals`` (redaction's trigger words
+found in C), both built by ``pip install -e .`` from collector/*.c (setup.py): the
+build refuses to go on without any of them, since the executable would then fall back
+to slower ways, py7zr with its
 codecs and cryptography.  What stays out: test and
 development packages, and boto3 (the S3 storage of ``jcdiag intake serve`` is for servers,
 which install with pip).
@@ -32,6 +33,7 @@ The smoke test runs the built binary: ``--version`` and ``check`` on a fixture r
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -52,7 +54,7 @@ COLLECT_SUBMODULES = ("collector", "platforms", "intake")
 #: Imported by name at run time or behind try/except, so analysis may miss them.
 HIDDEN_IMPORTS = (
     "platforms.linux", "platforms.macos", "platforms.windows", "platforms.winregistry",
-    "pylzma", "collector._logscan", "py7zr.compressor", "bcj", "pyppmd", "inflate64", "Cryptodome.Cipher.AES", "backports.zstd",
+    "pylzma", "collector._logscan", "collector._literals", "py7zr.compressor", "bcj", "pyppmd", "inflate64", "Cryptodome.Cipher.AES", "backports.zstd",
     "cryptography.hazmat.primitives.asymmetric.rsa", "cryptography.hazmat.primitives.asymmetric.padding",
     "cryptography.hazmat.primitives.serialization", "cryptography.x509",
 )
@@ -106,11 +108,12 @@ def build(dist: Path, work: Path) -> tuple[Path, float]:
     except ImportError:
         sys.exit("pylzma is not installed (the executable compresses with 7-Zip's encoder): "
                  "pip install -e '.[build]' (it builds with the platform's C compiler)")
-    try:
-        from collector import _logscan  # noqa: F401
-    except ImportError:
-        sys.exit("collector._logscan is not built (the executable's log statistics run in C): "
-                 "pip install -e . with the platform's C compiler (setup.py builds collector/_logscan.c)")
+    for module, what in (("_logscan", "log statistics"), ("_literals", "redaction's word search")):
+        try:
+            importlib.import_module(f"collector.{module}")
+        except ImportError:
+            sys.exit(f"collector.{module} is not built (the executable's {what} runs in C): pip install -e . "
+                     f"with the platform's C compiler (setup.py builds collector/{module}.c)")
     work.mkdir(parents=True, exist_ok=True)
     entry = work / "jcdiag_entry.py"
     entry.write_text(ENTRY, encoding="utf-8")

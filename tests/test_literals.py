@@ -1,4 +1,5 @@
-"""collector.literals: the one-pass finder and its pure-Python fallback agree exactly."""
+"""collector.literals: the one-pass finders (C, the automaton) and the pure-Python
+fallback agree exactly."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -9,14 +10,56 @@ ALPHABET = b"ab-@\n"
 words = st.binary(min_size=1, max_size=4).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b))
 
 
-@pytest.mark.skipif(literals._ac is None, reason="ahocorasick_rs has no wheel here")
+ENGINES = [pytest.param(False, marks=pytest.mark.skipif(literals._c is None, reason="collector._literals not built"),
+                        id="c"),
+           pytest.param(True, marks=pytest.mark.skipif(literals._ac is None, reason="ahocorasick_rs has no wheel"),
+                        id="automaton")]
+
+
+@pytest.mark.parametrize("automaton", ENGINES)
 @settings(max_examples=300, deadline=None)
 @given(st.lists(words, min_size=1, max_size=8, unique=True),
        st.binary(max_size=400).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b)))
-def test_native_and_fallback_find_the_same_places(lits, block):
-    native, fallback = LiteralFinder(lits), LiteralFinder(lits, native=False)
-    assert native.native and not fallback.native
-    assert sorted(native.positions(block)) == sorted(fallback.positions(block))
+def test_native_and_fallback_find_the_same_places(automaton, lits, block):
+    native, fallback = LiteralFinder(lits, automaton=automaton), LiteralFinder(lits, native=False)
+    assert native.engine == ("automaton" if automaton else "c") and fallback.engine == "python"
+    assert sorted(native.matches(block)) == sorted(fallback.matches(block))
+
+
+@pytest.mark.skipif(literals._c is None, reason="collector._literals not built")
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=20), min_size=1, max_size=12),
+       st.lists(st.binary(max_size=300), min_size=1, max_size=4), st.data())
+def test_the_c_finder_is_exact_on_any_bytes_words_and_sample(lits, blocks, data):
+    """Any bytes, repeated words, words longer than the 8 bytes compared at once, blocks
+    shorter than a word, planted occurrences at both ends: every (word, start, end), and
+    the answer does not depend on the text the anchors were chosen from."""
+    planted = []
+    for block in blocks:
+        word = data.draw(st.sampled_from(lits))
+        planted.append(word + block + word if data.draw(st.booleans()) else block)
+    finder, fallback = LiteralFinder(lits), LiteralFinder(lits, native=False)
+    for block in planted:
+        assert sorted(finder.matches(block)) == sorted(fallback.matches(block))
+    fresh = LiteralFinder(lits)
+    for block in reversed(planted):              # other first blocks: other anchors
+        assert sorted(fresh.matches(block)) == sorted(fallback.matches(block))
+
+
+@pytest.mark.skipif(literals._c is None, reason="collector._literals not built")
+def test_the_c_table_is_remade_from_a_larger_sample_with_the_same_answer():
+    lits = [b"password", b"pw", b"@", b"token=", b"key", b"bearer ", b"-----begin"]
+    text = b"".join(b"%d user@host password=x pw token=%d key bearer abc -----BEGIN\n".lower() % (i, i)
+                    for i in range(20000))
+    finder, fallback = LiteralFinder(lits), LiteralFinder(lits, native=False)
+    small = text[:300]
+    assert sorted(finder.matches(small)) == sorted(fallback.matches(small))
+    first = finder._table
+    assert sorted(finder.matches(text)) == sorted(fallback.matches(text))
+    assert finder._table is not first and finder._sampled == literals.SAMPLE
+    again = finder._table
+    finder.matches(text)
+    assert finder._table is again                # made once more, not at every block
 
 
 @pytest.mark.skipif(literals._ac is None, reason="ahocorasick_rs has no wheel here")
@@ -38,9 +81,10 @@ def test_the_fast_mode_marks_every_line_holding_a_word():
     assert lines == {3, 13, 30}
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_overlapping_and_nested_literals_are_all_reported(native):
-    finder = LiteralFinder([b"aa", b"a", b"-----begin", b"begin"], native=native)
+@pytest.mark.parametrize("native, automaton", [(True, False), (True, True), (False, False)],
+                         ids=["native", "automaton", "python"])
+def test_overlapping_and_nested_literals_are_all_reported(native, automaton):
+    finder = LiteralFinder([b"aa", b"a", b"-----begin", b"begin"], native=native, automaton=automaton)
     found = sorted(finder.positions(b"aaa -----begin"))
     assert found == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (4, 2), (9, 3)]
 
