@@ -100,14 +100,6 @@ static int has_error_word(const unsigned char *p, const unsigned char *end) {
     return 0;
 }
 
-/* ASCII 1-9 to 0, every other byte itself: the digit shape. */
-static unsigned char digit_shape[256];
-
-static void init_digit_shape(void) {
-    for (int c = 0; c < 256; c++)
-        digit_shape[c] = (unsigned char)((c >= '1' && c <= '9') ? '0' : c);
-}
-
 static inline int is_hex(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -118,36 +110,51 @@ static inline int is_word(unsigned char c) {      /* [0-9A-Za-z_\x80-\xff] */
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
+/* Byte classes for the hex shape: one table look-up per byte. */
+enum { C_HEX = 1, C_WORD = 2, C_DIGIT = 4, C_HEX_LETTER = 8 };
+static unsigned char byte_class[256];
+
+static void init_byte_class(void) {
+    for (int c = 0; c < 256; c++)
+        byte_class[c] = (unsigned char)((is_hex((unsigned char)c) ? C_HEX : 0) | (is_word((unsigned char)c) ? C_WORD : 0) |
+                                        (is_digit((unsigned char)c) ? C_DIGIT : 0) |
+                                        (is_hex((unsigned char)c) && !is_digit((unsigned char)c) ? C_HEX_LETTER : 0));
+}
+
 /* collector.health._hex_shape on one line, in place: each long hex word (8 or more hex
  * characters holding a letter and a digit, after a byte that is neither a word byte nor
  * "." or ":", the line's start counting as such, and before no word byte) becomes "0aaa..."
  * of its length, unless a stamp or level rule reads into it: after "," when it starts with
- * a digit, after "+" or "-" when it starts with four digits, after "level=". */
+ * a digit, after "+" or "-" when it starts with four digits, after "level=".
+ * Such a word is always a whole run of word bytes (hex characters are word bytes, and it
+ * has none on either side), so the line is walked run by run, each byte classified once. */
 static void hex_shape(unsigned char *b, Py_ssize_t len) {
     Py_ssize_t i = 0;
     while (i < len) {
-        unsigned char before = i ? b[i - 1] : '\n';
-        if (!is_hex(b[i]) || is_word(before) || before == '.' || before == ':') {
+        if (!(byte_class[b[i]] & C_WORD)) {
             i++;
             continue;
         }
-        Py_ssize_t j = i;
-        int letter = 0, digit = 0;
-        while (j < len && is_hex(b[j])) {
-            if (is_digit(b[j])) digit = 1; else letter = 1;
-            j++;
+        Py_ssize_t s = i;
+        unsigned char all = 0xFF, any = 0;
+        while (i < len && (byte_class[b[i]] & C_WORD)) {
+            all &= byte_class[b[i]];
+            any |= byte_class[b[i]];
+            i++;
         }
-        if (j - i >= 8 && letter && digit && (j == len || !is_word(b[j]))) {
-            int keep = (before == ',' && is_digit(b[i])) ||
-                       (before == '=' && i >= 6 && memcmp(b + i - 6, "level", 5) == 0) ||
-                       ((before == '+' || before == '-') && is_digit(b[i]) && is_digit(b[i + 1]) &&
-                        is_digit(b[i + 2]) && is_digit(b[i + 3]));
-            if (!keep) {
-                b[i] = '0';
-                memset(b + i + 1, 'a', (size_t)(j - i - 1));
-            }
+        if (i - s < 8 || !(all & C_HEX) || !(any & C_DIGIT) || !(any & C_HEX_LETTER))
+            continue;
+        unsigned char before = s ? b[s - 1] : '\n';
+        if (before == '.' || before == ':')
+            continue;
+        int keep = (before == ',' && is_digit(b[s])) ||
+                   (before == '=' && s >= 6 && memcmp(b + s - 6, "level", 5) == 0) ||
+                   ((before == '+' || before == '-') && is_digit(b[s]) && is_digit(b[s + 1]) &&
+                    is_digit(b[s + 2]) && is_digit(b[s + 3]));
+        if (!keep) {
+            b[s] = '0';
+            memset(b + s + 1, 'a', (size_t)(i - s - 1));
         }
-        i = j;
     }
 }
 
@@ -157,7 +164,7 @@ static PyObject *fail_none(void) {
     Py_RETURN_NONE;
 }
 
-/* scan(block, memo, resolve, max_line, hex_limit) -> None | (n, hours, groups, pairs, slow); see the
+/* scan(block, memo, resolve, max_line, hex_limit) -> None | (n, hours, groups, pairs, slow, lines); see the
  * module comment and LogStats._python_table for the meaning of each part. */
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -171,7 +178,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *groups = NULL, *pairs = NULL, *slow = NULL;
     Line *lines = NULL;
     Slot *slot = NULL;
-    Py_ssize_t n = 0, cap = 0, nslots = 0, slot_cap = 0, nhours = 0, npairs = 0, pair_cap = 0;
+    Py_ssize_t n = 0, cap = 0, nslots = 0, slot_cap = 0, nhours = 0, npairs = 0, pair_cap = 0, nlines = 0;
     Py_ssize_t *pair_order = NULL;           /* slot * MAX_HOURS + hour, in first-occurrence order */
     char hour_text[MAX_HOURS][HOUR];
     int misses = 0;
@@ -180,8 +187,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "scan: a block of whole lines and a positive max_line");
         goto done;
     }
-    /* 1. candidate lines */
-    for (Py_ssize_t s = 0; s < size;) {
+    /* 1. candidate lines (and every line counted) */
+    for (Py_ssize_t s = 0; s < size; nlines++) {
         const unsigned char *nl = memchr(block + s, '\n', (size_t)(size - s));
         Py_ssize_t e = nl - block;
         if (has_error_word(block + s, block + e)) {
@@ -214,11 +221,16 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         unsigned char *out = (unsigned char *)PyBytes_AS_STRING(shape);
         const unsigned char *in = block + lines[i].start;
+        /* the digit shape: ASCII 1-9 to 0, every other byte itself (branch-free, so the
+         * compiler makes it vector code); "odd": a [1-9] before x or X, where the shape has
+         * "0x" and the line has none */
         unsigned char odd = 0;
-        for (Py_ssize_t j = 0; j < len; j++) {
-            out[j] = digit_shape[in[j]];
-            /* a [1-9] before x or X: here the shape has "0x" where the line has none */
-            odd |= (unsigned char)((in[j] | 0x20) == 'x' && j && out[j - 1] == '0' && in[j - 1] != '0');
+        if (len)
+            out[0] = (unsigned char)(in[0] - '1') < 9 ? '0' : in[0];
+        for (Py_ssize_t j = 1; j < len; j++) {
+            unsigned char c = in[j];
+            out[j] = (unsigned char)(c - '1') < 9 ? '0' : c;
+            odd |= (unsigned char)(((c | 0x20) == 'x') & ((unsigned char)(in[j - 1] - '1') < 9));
         }
         lines[i].odd = odd;
         if (len <= hex_limit)
@@ -420,7 +432,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         PyList_SET_ITEM(pairs, p, item);
     }
-    result = Py_BuildValue("(nOOOO)", n, hours_list, groups, pairs, slow);
+    result = Py_BuildValue("(nOOOOn)", n, hours_list, groups, pairs, slow, nlines);
 done:
     for (Py_ssize_t k = 0; k < nslots; k++)
         PyMem_Free(slot[k].per_hour);
@@ -440,7 +452,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(block, memo, resolve, max_line, hex_limit) -> None or (n, hours, groups, pairs, slow): the error "
+     "scan(block, memo, resolve, max_line, hex_limit) -> None or (n, hours, groups, pairs, slow, lines): the error "
      "table of a block of whole lines (see collector.health.LogStats._python_table)."},
     {NULL, NULL, 0, NULL},
 };
@@ -451,6 +463,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logscan",
 
 PyMODINIT_FUNC PyInit__logscan(void) {
     init_first_two();
-    init_digit_shape();
+    init_byte_class();
     return PyModule_Create(&module);
 }

@@ -303,10 +303,12 @@ class LogStats:
 
     def _block(self, block: bytes) -> None:
         """Complete lines (``block`` ends with a newline)."""
-        self.lines += block.count(b"\n")
         before = self._record_time
-        if not self._block_errors(block, before):
+        lines = self._block_errors(block, before)
+        if lines is None:
+            lines = block.count(b"\n")
             self._line_errors(block, before)
+        self.lines += lines
         if before is None:                              # a file's first block: where its log starts
             first = line_timestamp(block[:block.find(b"\n")][:MAX_LINE], self.year_hint)
             if first is not None:
@@ -331,9 +333,11 @@ class LogStats:
             own = line_timestamp(raw, self.year_hint)
             self._error(raw, own or self._stamp_before(block, start) or before, stamped=own is not None)
 
-    def _block_errors(self, block: bytes, before: Optional[datetime]) -> bool:
-        """The error lines of ``block`` at C speed, with the result of :meth:`_line_errors`;
-        False (nothing changed) where that cannot be promised, and the caller goes line by line.
+    def _block_errors(self, block: bytes, before: Optional[datetime]) -> Optional[int]:
+        """The error lines of ``block`` at C speed, with the result of :meth:`_line_errors`,
+        and the block's number of lines (the table counts them on its way: a ``bytes.count``
+        of its own was another pass over every byte); None (nothing changed) where that
+        cannot be promised, and the caller goes line by line.
 
         A troubled agent's log is a third error lines; Python work per error line (a
         timestamp parse, memo look-ups, group and timeline updates: ~13 us) made the
@@ -357,8 +361,8 @@ class LogStats:
         if table is None:
             table = self._python_table(block)
             if table is None:
-                return False
-        _, hour_texts, rows, pairs, slow = table
+                return None
+        _, hour_texts, rows, pairs, slow, lines = table
         hours = self._hours
         for text in hour_texts:
             if text not in hours:
@@ -366,7 +370,7 @@ class LogStats:
                     hours.clear()
                 hours[text] = _hour_of(text)
             if hours[text] is None:
-                return False
+                return None
         others = []                                     # (key, time, index, start, end) of other error lines
         for i, start, end in slow:
             raw = block[start:end]
@@ -380,7 +384,7 @@ class LogStats:
         new.update(other[0] for other in others if other[0] not in groups)
         if new:
             if len(groups) + len(new) > self.max_groups:
-                return False
+                return None
             firsts = {row[0]: row[4:] for row in rows}                 # key -> (index, start, end)
             for key, _, i, start, end in others:
                 if firsts.get(key, (i,))[0] >= i:
@@ -407,10 +411,10 @@ class LogStats:
             self.newest_error = _newer(self.newest_error, when)
             self.timeline.add(key, when)
         self.error_lines += len(others)
-        return True
+        return lines
 
     def _python_table(self, block: bytes) -> Optional[tuple]:
-        """The error table of ``block`` (whole lines): ``(candidates, hours, rows, pairs, slow)``,
+        """The error table of ``block`` (whole lines): ``(candidates, hours, rows, pairs, slow, lines)``,
         or None when a counted line's minutes or seconds are over 59.  ``collector._logscan``
         builds the same table in C; this is its pure-Python fallback and its reference.
 
@@ -425,13 +429,15 @@ class LogStats:
         first appearance.  ``slow`` are ``(index, start, end)`` of the other lines that
         may be errors: another layout, no stamp, or a [1-9][xX] that the "0" shape would
         read as a 0x prefix.  ``start``/``end`` are the line's bytes in ``block``.
+        ``lines`` is the number of lines in the block.
 
         All the work is on whole lists, through C (``map``, ``join``, ``translate``,
         ``Counter``): about 4 us per candidate line.
         """
+        lines = block.count(b"\n")
         ends = list(dict.fromkeys(map(block.find, repeat(b"\n"), _ERROR_WORDS.starts(block.lower()))))
         if not ends:
-            return 0, [], [], [], []
+            return 0, [], [], [], [], lines
         newlines = list(map(block.rfind, repeat(b"\n"), repeat(0), ends))    # before each line (-1: none)
         joined = b"".join(map(block.__getitem__, map(slice, newlines, ends)))   # lines after their newline
         joined = block[:ends[0]] + joined if newlines[0] < 0 else joined[1:]   # the block's first line
@@ -462,11 +468,11 @@ class LogStats:
         starts = list(map((1).__add__, newlines))
         slow_rows = [(i, starts[i], starts[i] + len(raws[i])) for i in slow]
         if main is None:
-            return n, [], [], [], slow_rows
+            return n, [], [], [], slow_rows, lines
         at = main[0]
         stamps = list(map(itemgetter(slice(at, at + 19)), raws if on_main is None else compress(raws, on_main)))
         if not stamps:
-            return n, [], [], [], slow_rows
+            return n, [], [], [], slow_rows, lines
         every = b"".join(stamps)
         if max(every[14::19]) > 0x35 or max(every[17::19]) > 0x35:     # minutes or seconds over 59
             return None
@@ -479,7 +485,7 @@ class LogStats:
             index = compress(index, keep)
             fast_keys, stamps, hour_texts = (list(compress(items, keep)) for items in (fast_keys, stamps, hour_texts))
         if not fast_keys:
-            return n, list(hour_of), [], [], slow_rows
+            return n, list(hour_of), [], [], slow_rows, lines
         if all(map(le, stamps, islice(stamps, 1, None))):
             lasts, earliest = dict(zip(fast_keys, stamps)), dict(zip(reversed(fast_keys), reversed(stamps)))
         else:
@@ -494,7 +500,7 @@ class LogStats:
             counts[row] += count
         rows = [(key, counts[r], earliest[key], lasts[key], firsts[key], starts[firsts[key]],
                  starts[firsts[key]] + len(raws[firsts[key]])) for key, r in row_of.items()]
-        return n, list(hour_of), rows, pairs, slow_rows
+        return n, list(hour_of), rows, pairs, slow_rows, lines
 
     def _codes(self, codes: list, shapes: list[bytes]) -> None:
         """Fill in the ``None`` entries of ``codes``: (key, timestamp layout) of each digit

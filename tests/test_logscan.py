@@ -346,7 +346,7 @@ def test_c_hex_shapes_equal_hex_shape(lines):
     rows = candidate_rows(block)
     assert seen == [expected_shape(raw) for raw, _, _ in rows]
     odd = [(i, start, end) for i, (raw, start, end) in enumerate(rows) if health._DIGIT_X.search(raw)]
-    assert table == (len(rows), [], [], [], odd)      # a [1-9][xX] is always taken one by one
+    assert table == (len(rows), [], [], [], odd, len(lines))   # a [1-9][xX] is always taken one by one
 
 
 @settings(max_examples=150, **SETTINGS)
@@ -364,7 +364,8 @@ def test_shapes_cuts_and_candidates_on_arbitrary_bytes(data, max_line, hex_limit
     rows = candidate_rows(block, max_line)
     digit = [raw.translate(health._DIGITS_TO_ZERO) for raw, _, _ in rows]
     assert seen == [health._hex_shape(s) if len(s) <= hex_limit else s for s in digit]
-    assert table == (len(rows), [], [], [], [(i, start, end) for i, (_, start, end) in enumerate(rows)])
+    assert table == (len(rows), [], [], [], [(i, start, end) for i, (_, start, end) in enumerate(rows)],
+                     block.count(b"\n"))
 
 
 # --------------------------------------------------------------------------- whole statistics
@@ -461,7 +462,7 @@ def test_bad_arguments():
         _logscan.scan(b"ERR\n", [], stats._hex_misses, MAX_LINE, HEX_LIMIT)
     with pytest.raises(TypeError):
         _logscan.scan(b"ERR\n", {}, None, MAX_LINE, HEX_LIMIT)          # called: a miss
-    assert _logscan.scan(b"INFO\n", {}, None, MAX_LINE, HEX_LIMIT) == (0, [], [], [], [])   # not called
+    assert _logscan.scan(b"INFO\n", {}, None, MAX_LINE, HEX_LIMIT) == (0, [], [], [], [], 1)   # not called
     with pytest.raises(OverflowError):
         _logscan.scan(b"ERR\n", {}, None, 2 ** 70, HEX_LIMIT)
     with pytest.raises(TypeError):
@@ -488,8 +489,9 @@ def _check_form(table, block):
     """A table (never a half-built one): every row's offsets inside the block."""
     if table is None:
         return
-    n, hours, rows, pairs, slow = table
+    n, hours, rows, pairs, slow, lines = table
     assert isinstance(n, int) and all(isinstance(h, bytes) and len(h) == 13 for h in hours)
+    assert isinstance(lines, int) and n <= lines <= len(block)
     for row in rows:
         assert len(row) == 7 and 0 <= row[5] <= row[6] <= len(block)
     for row, hour, count in pairs:
@@ -576,7 +578,7 @@ def test_resolve_that_raises_propagates():
         raise Boom("from resolve")
     with pytest.raises(Boom, match="from resolve"):
         _logscan.scan(_STAMPED, {}, resolve, MAX_LINE, HEX_LIMIT)
-    assert _logscan.scan(b"INFO only\n", {}, resolve, MAX_LINE, HEX_LIMIT) == (0, [], [], [], [])   # no misses
+    assert _logscan.scan(b"INFO only\n", {}, resolve, MAX_LINE, HEX_LIMIT) == (0, [], [], [], [], 1)   # no misses
 
 
 def _resolvers():
