@@ -11,8 +11,8 @@
  * max_line bytes and its trailing CRs, make its hex shape (ASCII 1-9 to 0, then long hex
  * words to 0aaa..., collector.health._hex_shape, on lines of at most hex_limit bytes), look
  * it up in the memo of hex shapes (misses go to ``resolve``, LogStats._hex_misses, in one
- * call), then
- * count the lines stamped in the block's main layout per key and per hour.  It returns
+ * call), then count the lines stamped in the block's main layout per key and per hour, and
+ * every line of the block (LogStats.lines).  It returns
  * None wherever it cannot promise the Python answer (a stamp out of place, minutes or
  * seconds over 59, too many distinct hours, a memo entry of another form): the caller
  * then builds the table in Python.  Classification itself (what is an error, the
@@ -23,7 +23,14 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define WORDWISE 0           /* a loaded word's pairs would be the other way round: byte by byte */
+#else
+#define WORDWISE 1
+#endif
 
 #define STAMP 19          /* YYYY-MM-DD HH:MM:SS */
 #define HOUR 13           /* YYYY-MM-DD HH */
@@ -44,58 +51,71 @@ static inline unsigned char lower(unsigned char c) {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
 }
 
-static inline int word_at(const unsigned char *p, const unsigned char *end, const char *word, size_t n) {
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if (lower(p[i]) != (unsigned char)word[i])
-            return 0;
-    return 1;
-}
+/* The error words, each anchored at one of its byte pairs (a rare one in English text):
+ * every occurrence holds its anchor pair at the anchor's offset, so only positions whose
+ * pair anchors some word are looked at.  The words are lower-case ASCII letters. */
+static const struct {
+    const char *word;
+    Py_ssize_t len, anchor;
+} error_words[] = {
+    {"err", 3, 1}, {"emerg", 5, 3}, {"fatal", 5, 0}, {"crit", 4, 0}, {"panic", 5, 0}, {"alert", 5, 3}, {"severe", 6, 1},
+};
+#define N_ERROR_WORDS (sizeof error_words / sizeof *error_words)
 
-/* Bit (a << 8 | b) is set when the bytes a, b may begin an error word (either case). */
-static unsigned char first_two[8192];
+/* [a | b << 8]: the error words anchored at the pair a, b (a bit each), in either case. */
+static unsigned char anchored_at[65536];
 
-static void init_first_two(void) {
-    static const char *words[] = {"err", "emerg", "fatal", "crit", "panic", "alert", "severe"};
-    for (size_t w = 0; w < sizeof words / sizeof *words; w++)
+static void init_anchored_at(void) {
+    for (unsigned w = 0; w < N_ERROR_WORDS; w++)
         for (int upper = 0; upper < 4; upper++) {
-            unsigned a = (unsigned char)words[w][0], b = (unsigned char)words[w][1];
+            unsigned a = (unsigned char)error_words[w].word[error_words[w].anchor];
+            unsigned b = (unsigned char)error_words[w].word[error_words[w].anchor + 1];
             if (upper & 1) a &= 0xDF;
             if (upper & 2) b &= 0xDF;
-            unsigned v = a << 8 | b;
-            first_two[v >> 3] |= (unsigned char)(1u << (v & 7));
+            anchored_at[a | b << 8] |= (unsigned char)(1u << w);
         }
 }
 
-/* Whether [p, end) holds an error word, ASCII case ignored (bytes.lower() then a search). */
-static int has_error_word(const unsigned char *p, const unsigned char *end) {
-    for (; p + 3 <= end; p++) {
-        unsigned v = (unsigned)p[0] << 8 | p[1];
-        if (!(first_two[v >> 3] & (1u << (v & 7))))
+/* Whether a word of ``words`` (bits) is at its anchor's place around p[i], inside [p, p + n). */
+static int word_around(const unsigned char *p, Py_ssize_t n, Py_ssize_t i, unsigned words) {
+    for (unsigned w = 0; words; w++, words >>= 1) {
+        if (!(words & 1))
             continue;
-        switch (lower(*p)) {
-        case 'e':
-            if (word_at(p, end, "err", 3) || word_at(p, end, "emerg", 5)) return 1;
-            break;
-        case 'f':
-            if (word_at(p, end, "fatal", 5)) return 1;
-            break;
-        case 'c':
-            if (word_at(p, end, "crit", 4)) return 1;
-            break;
-        case 'p':
-            if (word_at(p, end, "panic", 5)) return 1;
-            break;
-        case 'a':
-            if (word_at(p, end, "alert", 5)) return 1;
-            break;
-        case 's':
-            if (word_at(p, end, "severe", 6)) return 1;
-            break;
-        default:
-            break;
+        Py_ssize_t start = i - error_words[w].anchor, len = error_words[w].len;
+        if (start < 0 || len > n - start)
+            continue;
+        Py_ssize_t k = 0;
+        while (k < len && lower(p[start + k]) == (unsigned char)error_words[w].word[k])
+            k++;
+        if (k == len)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether [p, end) holds an error word, ASCII case ignored (bytes.lower() then a search).
+ * Eight bytes are loaded at a time and their seven pairs looked up with one branch. */
+static int has_error_word(const unsigned char *p, const unsigned char *end) {
+    Py_ssize_t n = end - p, i = 0;
+#if WORDWISE
+    for (; i + 8 <= n; i += 7) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (!(anchored_at[(uint16_t)w] | anchored_at[(uint16_t)(w >> 8)] | anchored_at[(uint16_t)(w >> 16)] |
+              anchored_at[(uint16_t)(w >> 24)] | anchored_at[(uint16_t)(w >> 32)] |
+              anchored_at[(uint16_t)(w >> 40)] | anchored_at[(uint16_t)(w >> 48)]))
+            continue;
+        for (int k = 0; k < 7; k++) {
+            unsigned words = anchored_at[(uint16_t)(w >> (8 * k))];
+            if (words && word_around(p, n, i + k, words))
+                return 1;
         }
+    }
+#endif
+    for (; i + 1 < n; i++) {
+        unsigned words = anchored_at[p[i] | (unsigned)p[i + 1] << 8];
+        if (words && word_around(p, n, i, words))
+            return 1;
     }
     return 0;
 }
@@ -462,7 +482,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logscan",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__logscan(void) {
-    init_first_two();
+    init_anchored_at();
     init_byte_class();
     return PyModule_Create(&module);
 }
