@@ -330,6 +330,16 @@ def test_key_derivation_matches_py7zr():
     assert derive_key("x", cycles_power=4) == calculate_key("x".encode("utf-16-le"), 4, b"", "sha256")
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=40), st.binary(max_size=16), st.integers(0, 18))
+def test_key_derivation_matches_py7zr_on_any_password_salt_and_work_factor(password, salt, power):
+    """Batches of 2**16 counters set by slices: every work factor below, at and above one
+    batch (counters whose third byte is set), any salt, any password (surrogates aside)."""
+    from py7zr.helpers import calculate_key
+    assume(all(not 0xD800 <= ord(c) <= 0xDFFF for c in password))
+    assert derive_key(password, salt, power) == calculate_key(password.encode("utf-16-le"), power, salt, "sha256")
+
+
 def test_precompressed_detection():
     assert is_precompressed("logs/jcagent.log.2.GZ", b"")
     assert is_precompressed("screen", random.Random(1).randbytes(10_000))
@@ -437,6 +447,48 @@ def test_the_next_folder_compresses_while_the_last_one_ends(tmp_path, monkeypatc
         for name, data in contents.items():
             _stream(writer, name, data)
     assert not waited_in_vain
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+
+
+def test_compression_starts_before_the_key_is_derived(tmp_path, monkeypatch):
+    """The AES key (2**19 SHA-256 rounds) is needed only to write the first compressed
+    block, not to begin compressing it."""
+    import threading
+    compressing = threading.Event()
+    real_key, real_encode = sevenzip.derive_key, lzma2enc.block_encoder()
+
+    def slow_key(password):
+        assert compressing.wait(5), "no block compressed before the key was ready"
+        return real_key(password)
+
+    def encode(block):
+        compressing.set()
+        return real_encode(block)
+    monkeypatch.setattr(sevenzip, "derive_key", slow_key)
+    contents = {"a.log": log_text(4000, seed=11)}
+    archive = tmp_path / "early.7z"
+    with StreamingWriter(archive, PASSWORD, block_size=SMALL_BLOCK, encode=encode) as writer:
+        _stream(writer, "a.log", contents["a.log"])
+    check_everywhere(archive, contents, tmp_path, PASSWORD)
+
+
+def test_the_last_data_is_cut_into_a_block_per_worker(tmp_path, monkeypatch):
+    """What is left at close (less than a block) is shared by both workers, so the last
+    seconds of a collect do not run on one core; mid-archive folders keep whole blocks."""
+    monkeypatch.setattr(sevenzip, "MIN_SPLIT", 8 << 10)
+    sizes = []
+    real = lzma2enc.block_encoder()
+
+    def encode(block):
+        sizes.append(len(block))
+        return real(block)
+    contents = {"a.log": log_text(1500, seed=12), "b.log": log_text(1500, seed=13)}
+    archive = tmp_path / "split.7z"
+    with StreamingWriter(archive, PASSWORD, threads=2, block_size=SMALL_BLOCK, encode=encode) as writer:
+        for name, data in contents.items():
+            _stream(writer, name, data)
+    rest = len(contents["b.log"]) - SMALL_BLOCK
+    assert sizes == [SMALL_BLOCK, len(contents["a.log"]) - SMALL_BLOCK, SMALL_BLOCK, -(-rest // 2), rest // 2]
     check_everywhere(archive, contents, tmp_path, PASSWORD)
 
 
