@@ -301,7 +301,7 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
             if payload is not None:
                 payload.abort()
             raise
-        written = bundle_mod.seal(payload.path, opts.output, bundle_id, header, work)
+        written = bundle_mod.seal(payload.path, opts.output, bundle_id, header)
         progress.done()
     result.path, result.sha256, result.size = written.path, written.sha256, written.size
     if opts.upload:

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .lzma2enc import DICT_SIZE, LZMA2_FILTER, block_encoder
 
-__all__ = ["StreamingWriter", "write_archive", "derive_key", "is_precompressed",
+__all__ = ["StreamingWriter", "write_archive", "StoredFile", "write_stored", "derive_key", "is_precompressed",
            "LZMA2_FILTER", "BLOCK_SIZE", "AES_CYCLES_POWER", "COPY", "LZMA2", "SevenZipWriteError"]
 
 # ---------------------------------------------------------------------------- format constants
@@ -576,10 +576,8 @@ class StreamingWriter:
             next_header = self._next_header()
             next_offset = self._offset
             self._write(next_header)
-            start = struct.pack("<QQI", next_offset - START_HEADER_SIZE if next_header else 0,
-                                len(next_header), zlib.crc32(next_header))
             self._fh.seek(0)
-            self._fh.write(SIGNATURE + FORMAT_VERSION + struct.pack("<I", zlib.crc32(start)) + start)
+            self._fh.write(_start_header(next_offset, next_header))
             self._fh.flush()
             self._fh.close()
         except BaseException:
@@ -795,83 +793,12 @@ class StreamingWriter:
         self._write(encrypted)
         folder = _FolderRecord(LZMA2, iv, unpack_size=len(header), coded_size=len(packed),
                                pack_size=len(encrypted))
-        return (bytes([K_ENCODED_HEADER]) + self._pack_info(pack_pos, [folder])
-                + self._unpack_info([folder], HEADER_FILTER["dict_size"], folder_crcs=[zlib.crc32(header)])
+        return (bytes([K_ENCODED_HEADER]) + _pack_info(pack_pos, [folder])
+                + _unpack_info([folder], HEADER_FILTER["dict_size"], folder_crcs=[zlib.crc32(header)])
                 + bytes([K_END]))
 
     def _header(self) -> bytes:
-        out = bytearray([K_HEADER])
-        if self._folders:
-            out += bytes([K_MAIN_STREAMS_INFO])
-            out += self._pack_info(0, self._folders)
-            out += self._unpack_info(self._folders, DICT_SIZE)
-            out += self._substreams_info(self._folders)
-            out += bytes([K_END])
-        out += self._files_info()
-        out += bytes([K_END])
-        return bytes(out)
-
-    @staticmethod
-    def _pack_info(pack_pos: int, folders: list[_FolderRecord]) -> bytes:
-        return (bytes([K_PACK_INFO]) + number(pack_pos) + number(len(folders)) + bytes([K_SIZE])
-                + b"".join(number(f.pack_size) for f in folders) + bytes([K_END]))
-
-    def _unpack_info(self, folders: list[_FolderRecord], dict_size: int,
-                     folder_crcs: Optional[list[int]] = None) -> bytes:
-        out = bytearray([K_UNPACK_INFO, K_FOLDER]) + number(len(folders)) + b"\x00"
-        for folder in folders:
-            out += self._folder_coders(folder, dict_size)
-        out += bytes([K_CODERS_UNPACK_SIZE])
-        for folder in folders:
-            if folder.iv is not None:
-                out += number(folder.coded_size)          # AES output = compressor input
-            out += number(folder.unpack_size)
-        if folder_crcs is not None:
-            out += bytes([K_CRC]) + _digests(folder_crcs)
-        out += bytes([K_END])
-        return bytes(out)
-
-    @staticmethod
-    def _folder_coders(folder: _FolderRecord, dict_size: int) -> bytes:
-        """Coders in 7-Zip's order: 7zAES first (it reads the packed stream), then the
-        (de)compressor, whose input is bound to AES's output."""
-        if folder.method == LZMA2:
-            inner = _coder(METHOD_LZMA2, bytes([_lzma2_dict_prop(dict_size)]))
-        else:
-            inner = _coder(METHOD_COPY)
-        if folder.iv is None:
-            return number(1) + inner
-        # two coders; bind pair: coder 1's input (in-stream 1) <- coder 0's output (out-stream 0)
-        return number(2) + _coder(METHOD_AES, aes_properties(folder.iv)) + inner + number(1) + number(0)
-
-    @staticmethod
-    def _substreams_info(folders: list[_FolderRecord]) -> bytes:
-        out = bytearray([K_SUBSTREAMS_INFO, K_NUM_UNPACK_STREAM])
-        out += b"".join(number(len(f.files)) for f in folders)
-        sizes = [rec.size for f in folders for rec in f.files[:-1]]
-        if sizes:
-            out += bytes([K_SIZE]) + b"".join(number(s) for s in sizes)
-        out += bytes([K_CRC]) + _digests([rec.crc for f in folders for rec in f.files])
-        out += bytes([K_END])
-        return bytes(out)
-
-    def _files_info(self) -> bytes:
-        # Empty files have no stream and may sit anywhere in the list; they go last
-        # because py7zr (our reader) mis-numbers the files of a folder when an empty
-        # file sits between them and the archive has several folders.
-        files = [r for r in self._files if r.folder is not None] + [r for r in self._files if r.folder is None]
-        out = bytearray([K_FILES_INFO]) + number(len(files))
-        empty = [rec.folder is None for rec in files]
-        if any(empty):
-            out += _property(K_EMPTY_STREAM, bit_vector(empty))
-            out += _property(K_EMPTY_FILE, bit_vector([True] * sum(empty)))   # files, not folders
-        names = b"".join(rec.name.encode("utf-16-le") + b"\x00\x00" for rec in files)
-        out += _property(K_NAME, b"\x00" + names)
-        out += _property(K_MTIME, b"\x01\x00" + b"".join(struct.pack("<Q", r.mtime) for r in files))
-        out += _property(K_WIN_ATTRIBUTES, b"\x01\x00" + b"".join(struct.pack("<I", r.attrib)
-                                                                 for r in files))
-        out += bytes([K_END])
-        return bytes(out)
+        return _archive_header(self._files, self._folders)
 
 
 class EntryStream:
@@ -938,6 +865,91 @@ class EntryStream:
                 pass        # the archive failed or was aborted already: it will never be whole
 
 
+# ---------------------------------------------------------------------------- header
+
+def _archive_header(files: list[_FileRecord], folders: list[_FolderRecord]) -> bytes:
+    """The (plain) header of an archive of ``files`` packed in ``folders``, in order."""
+    out = bytearray([K_HEADER])
+    if folders:
+        out += bytes([K_MAIN_STREAMS_INFO])
+        out += _pack_info(0, folders)
+        out += _unpack_info(folders, DICT_SIZE)
+        out += _substreams_info(folders)
+        out += bytes([K_END])
+    out += _files_info(files)
+    out += bytes([K_END])
+    return bytes(out)
+
+
+def _pack_info(pack_pos: int, folders: list[_FolderRecord]) -> bytes:
+    return (bytes([K_PACK_INFO]) + number(pack_pos) + number(len(folders)) + bytes([K_SIZE])
+            + b"".join(number(f.pack_size) for f in folders) + bytes([K_END]))
+
+
+def _unpack_info(folders: list[_FolderRecord], dict_size: int, folder_crcs: Optional[list[int]] = None) -> bytes:
+    out = bytearray([K_UNPACK_INFO, K_FOLDER]) + number(len(folders)) + b"\x00"
+    for folder in folders:
+        out += _folder_coders(folder, dict_size)
+    out += bytes([K_CODERS_UNPACK_SIZE])
+    for folder in folders:
+        if folder.iv is not None:
+            out += number(folder.coded_size)          # AES output = compressor input
+        out += number(folder.unpack_size)
+    if folder_crcs is not None:
+        out += bytes([K_CRC]) + _digests(folder_crcs)
+    out += bytes([K_END])
+    return bytes(out)
+
+
+def _folder_coders(folder: _FolderRecord, dict_size: int) -> bytes:
+    """Coders in 7-Zip's order: 7zAES first (it reads the packed stream), then the
+    (de)compressor, whose input is bound to AES's output."""
+    if folder.method == LZMA2:
+        inner = _coder(METHOD_LZMA2, bytes([_lzma2_dict_prop(dict_size)]))
+    else:
+        inner = _coder(METHOD_COPY)
+    if folder.iv is None:
+        return number(1) + inner
+    # two coders; bind pair: coder 1's input (in-stream 1) <- coder 0's output (out-stream 0)
+    return number(2) + _coder(METHOD_AES, aes_properties(folder.iv)) + inner + number(1) + number(0)
+
+
+def _substreams_info(folders: list[_FolderRecord]) -> bytes:
+    out = bytearray([K_SUBSTREAMS_INFO, K_NUM_UNPACK_STREAM])
+    out += b"".join(number(len(f.files)) for f in folders)
+    sizes = [rec.size for f in folders for rec in f.files[:-1]]
+    if sizes:
+        out += bytes([K_SIZE]) + b"".join(number(s) for s in sizes)
+    out += bytes([K_CRC]) + _digests([rec.crc for f in folders for rec in f.files])
+    out += bytes([K_END])
+    return bytes(out)
+
+
+def _files_info(records: list[_FileRecord]) -> bytes:
+    # Empty files have no stream and may sit anywhere in the list; they go last
+    # because py7zr (our reader) mis-numbers the files of a folder when an empty
+    # file sits between them and the archive has several folders.
+    files = [r for r in records if r.folder is not None] + [r for r in records if r.folder is None]
+    out = bytearray([K_FILES_INFO]) + number(len(files))
+    empty = [rec.folder is None for rec in files]
+    if any(empty):
+        out += _property(K_EMPTY_STREAM, bit_vector(empty))
+        out += _property(K_EMPTY_FILE, bit_vector([True] * sum(empty)))   # files, not folders
+    names = b"".join(rec.name.encode("utf-16-le") + b"\x00\x00" for rec in files)
+    out += _property(K_NAME, b"\x00" + names)
+    out += _property(K_MTIME, b"\x01\x00" + b"".join(struct.pack("<Q", r.mtime) for r in files))
+    out += _property(K_WIN_ATTRIBUTES, b"\x01\x00" + b"".join(struct.pack("<I", r.attrib) for r in files))
+    out += bytes([K_END])
+    return bytes(out)
+
+
+def _start_header(next_offset: int, next_header: bytes) -> bytes:
+    """The 32 bytes at offset 0: where the (end) header is, its size and CRC."""
+    start = struct.pack("<QQI", next_offset - START_HEADER_SIZE if next_header else 0,
+                        len(next_header), zlib.crc32(next_header))
+    return SIGNATURE + FORMAT_VERSION + struct.pack("<I", zlib.crc32(start)) + start
+
+
 def _coder(method_id: bytes, props: bytes = b"") -> bytes:
     flags = len(method_id) | (0x20 if props else 0)
     return bytes([flags]) + method_id + (number(len(props)) + props if props else b"")
@@ -956,3 +968,74 @@ def write_archive(files: Iterable[tuple[Path, str]], out: Path, password: Option
                          block_size=block_size) as archive:
         for path, arcname in files:
             archive.add_file(path, arcname)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file of a Copy archive (:func:`write_stored`) whose size and CRC-32 are known
+    before it is written: its bytes (``data``) or the file holding them (``path``)."""
+    name: str
+    size: int
+    crc: int
+    mtime_ns: int
+    mode: int = 0o644
+    data: Optional[bytes] = None
+    path: Optional[Path] = None
+
+
+def write_stored(out: BinaryIO, files: list[StoredFile]) -> tuple[str, int]:
+    """Write a plain Copy archive of ``files`` to ``out`` in one sequential pass; its
+    SHA-256 (hex) and size.
+
+    Why not :class:`StreamingWriter`: that learns sizes and CRCs while writing, so its
+    start header is written last, at offset 0, and a hash of the archive needs another
+    read.  Here everything is known first (the bundle's outer archive: the header and the
+    payload), so the archive is written, and hashed by a second thread, front to back.
+    A file that does not hold ``size`` bytes raises SevenZipWriteError (the archive is
+    then not whole: the caller removes it)."""
+    records, offset = [], 0
+    folder = _FolderRecord(COPY, None)
+    for item in files:
+        if (item.data is None) == (item.path is None) or (item.data is not None and len(item.data) != item.size):
+            raise ValueError(f"{item.name}: give its data or its path, and its size")
+        record = _FileRecord(item.name, filetime(item.mtime_ns), attributes(item.mode), item.size, item.crc,
+                             folder=0 if item.size else None)
+        records.append(record)
+        if item.size:
+            folder.files.append(record)
+            offset += item.size
+    folder.unpack_size = folder.coded_size = folder.pack_size = offset
+    end = _archive_header(records, [folder] if folder.files else [])
+    start = _start_header(START_HEADER_SIZE + offset, end)
+    digest = hashlib.sha256()
+
+    def hash_all() -> None:                # the same bytes, in the same order, read again
+        digest.update(start)
+        for item in files:
+            if item.data is not None:
+                digest.update(item.data)
+            elif item.size:
+                with open(item.path, "rb") as fh:
+                    left = item.size
+                    while left and (chunk := fh.read(min(READ_CHUNK, left))):
+                        digest.update(chunk)
+                        left -= len(chunk)
+        digest.update(end)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="7z-hash") as helper:
+        hashed = helper.submit(hash_all)
+        out.write(start)
+        for item in files:
+            if item.data is not None:
+                out.write(item.data)
+                continue
+            left = item.size
+            with open(item.path, "rb") as fh:
+                while left and (chunk := fh.read(min(READ_CHUNK, left))):
+                    out.write(chunk)
+                    left -= len(chunk)
+            if left:
+                raise SevenZipWriteError(f"{item.path}: {left} bytes fewer than the {item.size} announced")
+        out.write(end)
+        hashed.result()
+    return digest.hexdigest(), START_HEADER_SIZE + offset + len(end)

@@ -30,7 +30,7 @@ def made(tmp_path, keys):
     with start_payload(work, secret) as payload:
         for name in ("logs/agent/jcagent.log", "SUMMARY.txt"):
             payload.add_file(staging / name, name)
-    written = seal(payload.path, out, bid, {"case_id": "42", "recipients": [rec.seal(secret)]}, work)
+    written = seal(payload.path, out, bid, {"case_id": "42", "recipients": [rec.seal(secret)]})
     assert not payload.path.exists()                                     # the payload is inside now
     return written, secret
 

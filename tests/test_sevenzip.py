@@ -106,6 +106,37 @@ def test_mixed_archive_opens_in_7z_and_py7zr(mixed, tmp_path):
     check_everywhere(archive, contents, tmp_path, PASSWORD)
 
 
+def test_a_stored_archive_written_front_to_back_opens_everywhere(mixed, tmp_path):
+    """write_stored (sizes and CRCs known first): bytes and files, an empty one, non-ASCII
+    names; what it returns is the SHA-256 and size of what it wrote."""
+    import hashlib
+    contents, files = mixed
+    stored = [sevenzip.StoredFile("header.json", 12, zlib.crc32(b'{"a": "b"}\n\n'), 10**18,
+                                  data=b'{"a": "b"}\n\n')]
+    contents = {"header.json": b'{"a": "b"}\n\n', **contents}
+    for path, name in files:
+        data = path.read_bytes()
+        stored.append(sevenzip.StoredFile(name, len(data), zlib.crc32(data), path.stat().st_mtime_ns, 0o600,
+                                          path=path))
+    archive = tmp_path / "stored.7z"
+    with open(archive, "wb") as fh:
+        digest, size = sevenzip.write_stored(fh, stored)
+    assert (digest, size) == (hashlib.sha256(archive.read_bytes()).hexdigest(), archive.stat().st_size)
+    check_everywhere(archive, contents, tmp_path, None)
+    entries = {e["Path"]: e for e in slt(archive, None)}
+    assert all(e["Method"] == "Copy" for e in entries.values() if e["Size"] != "0")
+    assert entries["logs/agent/jcagent.log"]["Attributes"].startswith("A -rw-------")
+
+
+def test_a_stored_file_shorter_than_announced_is_refused(tmp_path):
+    short = tmp_path / "short"
+    short.write_bytes(b"12345")
+    with open(tmp_path / "out.7z", "wb") as fh, pytest.raises(SevenZipWriteError, match="fewer"):
+        sevenzip.write_stored(fh, [sevenzip.StoredFile("short", 9, 0, 0, path=short)])
+    with open(tmp_path / "x.7z", "wb") as fh, pytest.raises(ValueError):
+        sevenzip.write_stored(fh, [sevenzip.StoredFile("neither", 1, 0, 0)])      # no data, no path
+
+
 def test_methods_crcs_and_empty_files_as_7z_reports_them(mixed, tmp_path):
     contents, files = mixed
     archive = tmp_path / "payload.7z"
