@@ -11,10 +11,12 @@
  * max_line bytes and its trailing CRs, make its hex shape (ASCII 1-9 to 0, then long hex
  * words to 0aaa..., collector.health._hex_shape, on lines of at most hex_limit bytes), look
  * it up in the memo of hex shapes (misses go to ``resolve``, LogStats._hex_misses, in one
- * call), then count the lines stamped in the block's main layout per key and per hour, and
- * every line of the block (LogStats.lines).  It returns
+ * call), then count the lines stamped in the block's main layout per key and per hour (each
+ * key's first and last stamp made a datetime here), and every line of the block
+ * (LogStats.lines).  It returns
  * None wherever it cannot promise the Python answer (a stamp out of place, minutes or
- * seconds over 59, too many distinct hours, a memo entry of another form): the caller
+ * seconds over 59, a key's first or last stamp no real date, too many distinct hours, a
+ * memo entry of another form): the caller
  * then builds the table in Python.  Classification itself (what is an error, the
  * normalized key) stays in Python, reached only through ``resolve``.
  *
@@ -23,6 +25,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -176,6 +179,22 @@ static void hex_shape(unsigned char *b, Py_ssize_t len) {
             memset(b + s + 1, 'a', (size_t)(i - s - 1));
         }
     }
+}
+
+/* The datetime of a YYYY?MM?DD?HH?MM?SS stamp (LogStats._stamp_time); NULL with
+ * ValueError set when a digit is not one or the date does not exist. */
+static PyObject *stamp_time(const char *t) {
+    static const int digit_at[14] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+    for (int i = 0; i < 14; i++)
+        if (!is_digit((unsigned char)t[digit_at[i]])) {
+            PyErr_SetString(PyExc_ValueError, "not a stamp");
+            return NULL;
+        }
+#define D(i) (t[i] - '0')
+    return PyDateTime_FromDateAndTime(D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3), D(5) * 10 + D(6),
+                                      D(8) * 10 + D(9), D(11) * 10 + D(12), D(14) * 10 + D(15),
+                                      D(17) * 10 + D(18), 0);
+#undef D
 }
 
 static PyObject *fail_none(void) {
@@ -437,9 +456,18 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 goto done;
             }
             Slot *sl = &slot[k];
-            PyObject *item = Py_BuildValue("(Ony#y#nnn)", key, sl->count, sl->min_stamp, (Py_ssize_t)STAMP,
-                                           sl->max_stamp, (Py_ssize_t)STAMP, sl->first_index, sl->first_start,
-                                           sl->first_end);
+            PyObject *earliest = stamp_time(sl->min_stamp);
+            PyObject *latest = earliest ? stamp_time(sl->max_stamp) : NULL;
+            if (!latest) {
+                Py_XDECREF(earliest);
+                if (PyErr_ExceptionMatches(PyExc_ValueError)) {     /* no real date: the Python way */
+                    PyErr_Clear();
+                    result = fail_none();
+                }
+                goto done;
+            }
+            PyObject *item = Py_BuildValue("(OnNNnnn)", key, sl->count, earliest, latest, sl->first_index,
+                                           sl->first_start, sl->first_end);
             if (!item)
                 goto done;
             PyList_SET_ITEM(groups, k, item);
@@ -482,6 +510,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logscan",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__logscan(void) {
+    PyDateTime_IMPORT;
+    if (!PyDateTimeAPI)
+        return NULL;
     init_anchored_at();
     init_byte_class();
     return PyModule_Create(&module);

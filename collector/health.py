@@ -394,16 +394,17 @@ class LogStats:
                 example = block[start:end].decode("utf-8", errors="replace").strip()[:MAX_EXAMPLE]
                 groups[key] = _Group(0, None, None, example)
         if rows:
-            add = self.timeline.add_hour
-            for row, hour, count in pairs:
-                add(rows[row][0], hours[hour_texts[hour]], count)
+            keys, hour_of = [row[0] for row in rows], [hours[text] for text in hour_texts]
+            self.timeline.add_hours([(keys[row], hour_of[hour], count) for row, hour, count in pairs])
             for key, count, earliest, latest, *_ in rows:
                 group = groups[key]
                 group.count += count
-                group.first = _older(group.first, _stamp_time(earliest))
-                group.last = _newer(group.last, _stamp_time(latest))
+                if group.first is None or earliest < group.first:
+                    group.first = earliest
+                if group.last is None or latest > group.last:
+                    group.last = latest
                 self.error_lines += count
-            self.newest_error = _newer(self.newest_error, _stamp_time(max(row[3] for row in rows)))
+            self.newest_error = _newer(self.newest_error, max(row[3] for row in rows))
         for key, when, *_ in others:
             group = groups[key]
             group.count += 1
@@ -415,7 +416,8 @@ class LogStats:
 
     def _python_table(self, block: bytes) -> Optional[tuple]:
         """The error table of ``block`` (whole lines): ``(candidates, hours, rows, pairs, slow, lines)``,
-        or None when a counted line's minutes or seconds are over 59.  ``collector._logscan``
+        or None when a counted line's minutes or seconds are over 59 or a key's first or last
+        stamp is no real date.  ``collector._logscan``
         builds the same table in C; this is its pure-Python fallback and its reference.
 
         Candidate lines hold an error word (:data:`_ERROR_WORDS`); each is cut to
@@ -423,7 +425,7 @@ class LogStats:
         (misses: :meth:`_codes`).  The lines stamped in the block's *main* layout (the
         first line's stamp layout ``YYYY-MM-DD HH:MM:SS``, or the first such) are the
         counted ones: ``hours`` are their distinct ``YYYY-MM-DD HH`` texts; ``rows`` are
-        ``(key, count, earliest stamp, latest stamp, first index, start, end)`` for each
+        ``(key, count, earliest, latest, first index, start, end)`` (datetimes) for each
         key among them, in order of first appearance (lines of no key, not error lines,
         only have their hour checked); ``pairs`` are ``(row, hour, count)`` in order of
         first appearance.  ``slow`` are ``(index, start, end)`` of the other lines that
@@ -498,8 +500,11 @@ class LogStats:
         counts = Counter()
         for row, _, count in pairs:
             counts[row] += count
-        rows = [(key, counts[r], earliest[key], lasts[key], firsts[key], starts[firsts[key]],
-                 starts[firsts[key]] + len(raws[firsts[key]])) for key, r in row_of.items()]
+        try:
+            rows = [(key, counts[r], _stamp_time(earliest[key]), _stamp_time(lasts[key]), firsts[key],
+                     starts[firsts[key]], starts[firsts[key]] + len(raws[firsts[key]])) for key, r in row_of.items()]
+        except ValueError:                              # no real date: line by line
+            return None
         return n, list(hour_of), rows, pairs, slow_rows, lines
 
     def _codes(self, codes: list, shapes: list[bytes]) -> None:

@@ -92,3 +92,26 @@ def test_counts_added_per_hour_equal_one_add_per_event(events, max_buckets):
         grouped.add_hour(key, hour, n)
     keys = ["a", "b", "c", "<script>"]
     assert grouped.to_dict(keys) == one.to_dict(keys)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=events_strategy, max_buckets=st.integers(min_value=2, max_value=100),
+       cut=st.integers(min_value=0, max_value=40), shuffle=st.randoms())
+def test_counts_added_in_batches_equal_one_add_per_event(events, max_buckets, cut, shuffle):
+    """add_hours (a block's (key, hour, count) at once: the window first, then every count
+    at the width it ends at) gives what one add() per event gives, batches in any order."""
+    one, batched = Timeline(max_buckets), Timeline(max_buckets)
+    batches: list[Counter] = [Counter(), Counter()]
+    for i, (key, when) in enumerate(events):
+        if key is None:
+            one.cover(when)
+            batched.cover_hour(hour_index(when))
+        else:
+            one.add(key, when)
+            batches[i >= cut][(key, hour_index(when))] += 1
+    for batch in batches:
+        items = [(key, hour, n) for (key, hour), n in batch.items()]
+        shuffle.shuffle(items)
+        batched.add_hours(items)
+    keys = ["a", "b", "c", "<script>"]
+    assert batched.to_dict(keys) == one.to_dict(keys)
