@@ -150,8 +150,9 @@ static PyObject *table(PyObject *self, PyObject *args) {
     memset(count, 0, 65536 * sizeof(unsigned int));       /* now: filled per bucket */
     for (Py_ssize_t i = 0; i < n; i++) {
         const unsigned char *w = t->words[i];
-        for (unsigned next = 0; next < (t->lengths[i] == 1 ? 256u : 1u); next++) {  /* see above */
-            unsigned v = t->lengths[i] == 1 ? (w[0] | next << 8) : (w[anchor_of[i]] | w[anchor_of[i] + 1] << 8);
+        for (unsigned next = 0; next < (t->lengths[i] == 1 ? 256u : 1u); next++) {   /* one-byte words: 256 pairs */
+            unsigned v = t->lengths[i] == 1 ? (w[0] | next << 8)
+                                            : ((unsigned)w[anchor_of[i]] | (unsigned)w[anchor_of[i] + 1] << 8);
             Anchored *slot = &t->anchored[t->bucket_start[v] + count[v]++];
             slot->index = i;
             slot->offset = anchor_of[i];
@@ -262,6 +263,23 @@ static int find_all(const Table *t, const unsigned char *b, Py_ssize_t size, Hit
     return 0;
 }
 
+/* The answer's list: (index, start, end) of each hit. */
+static PyObject *hits_list(const Table *t, const Hits *hits) {
+    PyObject *result = PyList_New(hits->n);
+    if (!result)
+        return NULL;
+    for (Py_ssize_t k = 0; k < hits->n; k++) {
+        Py_ssize_t index = hits->hits[k].index, start = hits->hits[k].start;
+        PyObject *item = Py_BuildValue("(nnn)", index, start, start + t->lengths[index]);
+        if (!item) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, k, item);
+    }
+    return result;
+}
+
 /* find(table, block) -> [(index, start, end), ...]: every occurrence of every word, in
  * order of position (same position: the order of the table's buckets). */
 static PyObject *find(PyObject *self, PyObject *args) {
@@ -279,27 +297,58 @@ static PyObject *find(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     failed = find_all(t, view.buf, view.len, &hits);
     Py_END_ALLOW_THREADS
-    PyObject *result = NULL;
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = PyList_New(hits.n);
-    if (!result)
-        goto done;
-    for (Py_ssize_t k = 0; k < hits.n; k++) {
-        Py_ssize_t index = hits.hits[k].index, start = hits.hits[k].start;
-        PyObject *item = Py_BuildValue("(nnn)", index, start, start + t->lengths[index]);
-        if (!item) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, k, item);
-    }
-done:
-    PyMem_RawFree(hits.hits);
     PyBuffer_Release(&view);
+    PyObject *result = failed ? PyErr_NoMemory() : hits_list(t, &hits);
+    PyMem_RawFree(hits.hits);
     return result;
+}
+
+/* ASCII A-Z to a-z, every other byte itself (bytes.lower()), eight bytes at a time: a byte
+ * is upper-case when it is ASCII, at least 'A' and not above 'Z', which two additions on its
+ * low seven bits tell in its high bit; that bit, shifted to 0x20, lowers it. */
+static void lower_into(const unsigned char *in, unsigned char *out, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, low7;
+        memcpy(&w, in + i, 8);
+        low7 = w & 0x7F7F7F7F7F7F7F7FULL;
+        uint64_t upper = ~w & ((low7 + 0x3F3F3F3F3F3F3F3FULL) ^ (low7 + 0x2525252525252525ULL)) &
+                         0x8080808080808080ULL;
+        w |= upper >> 2;
+        memcpy(out + i, &w, 8);
+    }
+    for (; i < n; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (unsigned char)(in[i] | 0x20) : in[i];
+}
+
+/* find_lower(table, block) -> (block.lower(), find(table, block.lower())): redaction needs
+ * both, and bytes.lower() alone took a third of the search's time. */
+static PyObject *find_lower(PyObject *self, PyObject *args) {
+    PyObject *capsule;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "Oy*", &capsule, &view))
+        return NULL;
+    Table *t = PyCapsule_GetPointer(capsule, CAPSULE);
+    PyObject *low = t ? PyBytes_FromStringAndSize(NULL, view.len) : NULL;
+    if (!low) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(low);
+    Hits hits = {NULL, 0, 0};
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    lower_into(view.buf, out, view.len);
+    failed = find_all(t, out, view.len, &hits);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyObject *found = failed ? PyErr_NoMemory() : hits_list(t, &hits);
+    PyMem_RawFree(hits.hits);
+    if (!found) {
+        Py_DECREF(low);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", low, found);
 }
 
 static PyMethodDef methods[] = {
@@ -308,6 +357,8 @@ static PyMethodDef methods[] = {
      "what will be searched; it only decides which pairs anchor the words)."},
     {"find", find, METH_VARARGS,
      "find(table, block) -> [(index, start, end), ...]: every occurrence of every word in block."},
+    {"find_lower", find_lower, METH_VARARGS,
+     "find_lower(table, block) -> (block.lower(), find(table, block.lower())), in one call."},
     {NULL, NULL, 0, NULL},
 };
 

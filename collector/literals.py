@@ -67,12 +67,13 @@ class LiteralFinder:
     def native(self) -> bool:
         return self.engine != "python"
 
-    def _c_table(self, block: bytes):
-        """The C search table, its anchors chosen from the text itself: made from the first
-        block, made again (once or twice) while later blocks offer a much larger sample,
-        e.g. an agent log after a small config file.  Only the speed depends on it."""
+    def _c_table(self, block: bytes, lower: bool = False):
+        """The C search table, its anchors chosen from the text itself (``lower``: from the
+        block lower-cased): made from the first block, made again (once or twice) while
+        later blocks offer a much larger sample, e.g. an agent log after a small config
+        file.  Only the speed depends on it."""
         if self._table is None or (self._sampled < SAMPLE and len(block) > 2 * self._sampled):
-            sample = block[:SAMPLE]
+            sample = block[:SAMPLE].lower() if lower else block[:SAMPLE]
             self._table, self._sampled = _c.table(self.literals, sample), max(len(sample), 1)
         return self._table
 
@@ -85,6 +86,14 @@ class LiteralFinder:
 
     def positions(self, block: bytes) -> list[tuple[int, int]]:
         return [(start, index) for index, start, _ in self.matches(block)]
+
+    def lower_matches(self, block: bytes) -> tuple[bytes, list[tuple[int, int, int]]]:
+        """``block.lower()`` and :meth:`matches` of it: in C one call, the lowering eight
+        bytes at a time (``bytes.lower`` alone cost a third of the search)."""
+        if self._use_c:
+            return _c.find_lower(self._c_table(block, lower=True), block)
+        low = block.lower()
+        return low, self.matches(low)
 
     def matches(self, block: bytes) -> list[tuple[int, int, int]]:
         """``(index into literals, start, end)`` of each occurrence, in no particular order:

@@ -672,7 +672,7 @@ class Matcher:
         avoid cutting through one.  ``argv_lines``: every line is a command line (a
         process or service listing), not only those where a tool name occurs.
         """
-        low = orig.lower()
+        low, found = self._finder.lower_matches(orig)
         sc = _Scan(orig, low, state, extents)
         sc.matcher = self
         if state.aws_carry:
@@ -683,7 +683,6 @@ class Matcher:
         tool_hits: list[int] = []
         ctx_lines = sc.ctx_lines
         anchor_of, n_main = self._anchor_of, self._n_main
-        found = self._finder.matches(low)
         if self._harmless is not None and found:
             # The common harmless candidates go at C speed, before any per-hit Python.
             found = compress(found, map(not_, map(self._harmless.match, repeat(low), map(itemgetter(1), found))))

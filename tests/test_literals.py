@@ -46,6 +46,22 @@ def test_the_c_finder_is_exact_on_any_bytes_words_and_sample(lits, blocks, data)
         assert sorted(fresh.matches(block)) == sorted(fallback.matches(block))
 
 
+@pytest.mark.parametrize("native, automaton", [(True, False), (True, True), (False, False)],
+                         ids=["native", "automaton", "python"])
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=8), st.binary(max_size=600),
+       st.integers(0, 16))
+def test_lower_matches_is_lower_then_matches(native, automaton, lits, block, shift):
+    """lower_matches(block) is (block.lower(), matches(block.lower())) on any bytes (the C
+    lowering takes eight bytes at a time: ``shift`` moves the block across word edges)."""
+    lits = [lit.lower() for lit in lits]
+    finder = LiteralFinder(lits, native=native, automaton=automaton)
+    block = bytes(shift) + block.upper() + block
+    low, found = finder.lower_matches(block)
+    assert low == block.lower()
+    assert sorted(found) == sorted(LiteralFinder(lits, native=False).matches(block.lower()))
+
+
 @pytest.mark.skipif(literals._c is None, reason="collector._literals not built")
 def test_the_c_table_is_remade_from_a_larger_sample_with_the_same_answer():
     lits = [b"password", b"pw", b"@", b"token=", b"key", b"bearer ", b"-----begin"]
