@@ -45,8 +45,11 @@ DICT_SIZE = 1 << 18
 LZMA2_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": DICT_SIZE,
                       "mode": lzma.MODE_FAST, "mf": lzma.MF_HC4, "nice_len": 32, "depth": 8}
 
-#: 7-Zip's LZMA encoder at ``-mx1``: fast mode (hash chain, HC4), 32 fast bytes, lc3 lp0 pb2.
-_SDK_OPTIONS = {"dictionary": DICT_SIZE.bit_length() - 1, "fastBytes": 32, "algorithm": 0,
+#: 7-Zip's LZMA encoder at ``-mx1`` (fast mode, hash chain, lc3 lp0 pb2), but with 28 fast
+#: bytes where ``-mx1`` has 32: compression is three quarters of a collect's CPU time, and
+#: on generated agent logs 28 cost 5% less of it for 0.27% more bytes (24: 8% less for
+#: 1.5% more); the bundle may be 5% larger than 7-Zip's, it was 1.8%.
+_SDK_OPTIONS = {"dictionary": DICT_SIZE.bit_length() - 1, "fastBytes": 28, "algorithm": 0,
                 "literalContextBits": 3, "literalPosBits": 0, "posBits": 2, "eos": 0,
                 "multithreading": 0}
 _SDK_HEADER = 5                        # pylzma writes the 5 LZMA properties bytes first
