@@ -59,8 +59,7 @@ typedef struct {
 
 #define CAPSULE "collector._literals.table"
 
-static void table_free(PyObject *capsule) {
-    Table *t = PyCapsule_GetPointer(capsule, CAPSULE);
+static void table_release(Table *t) {
     if (!t)
         return;
     PyMem_Free(t->words);
@@ -70,6 +69,10 @@ static void table_free(PyObject *capsule) {
     PyMem_Free(t->anchored);
     Py_XDECREF(t->owner);
     PyMem_Free(t);
+}
+
+static void table_free(PyObject *capsule) {
+    table_release(PyCapsule_GetPointer(capsule, CAPSULE));
 }
 
 /* table(words, sample) -> capsule: ``words`` a tuple of non-empty bytes, ``sample`` bytes
@@ -175,15 +178,7 @@ static PyObject *table(PyObject *self, PyObject *args) {
 fail:
     PyMem_Free(count);
     PyMem_Free(anchor_of);
-    if (t) {
-        PyMem_Free(t->words);
-        PyMem_Free(t->lengths);
-        PyMem_Free(t->singles);
-        PyMem_Free(t->bucket_start);
-        PyMem_Free(t->anchored);
-        Py_XDECREF(t->owner);
-        PyMem_Free(t);
-    }
+    table_release(t);
     PyBuffer_Release(&sample);
     return NULL;
 }

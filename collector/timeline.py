@@ -68,7 +68,22 @@ class Timeline:
         The log statistics count a whole block's lines per key and hour first and call
         this once per pair: counts add up alike in any order, so the result is the same
         as one :meth:`add` per line."""
-        idx = self.cover_hour(hour)
+        self._count(key, self.cover_hour(hour), count)
+
+    def add_hours(self, counts: Iterable[tuple[str, int, int]]) -> None:
+        """:meth:`add_hour` for each ``(key, hour, count)``: the window first takes in every
+        hour given (the width it ends at depends only on which hours it holds, not on their
+        order), then every count goes into its bucket at that width.  The log statistics
+        give a block's (key, hour) counts at once; one call each cost 1.5 us per pair."""
+        counts = list(counts)
+        for hour in {hour for _, hour, _ in counts}:
+            self.cover_hour(hour)
+        width, add = self.hours, self._count
+        for key, hour, count in counts:
+            add(key, hour // width, count)
+
+    def _count(self, key: str, idx: int, count: int) -> None:
+        """``count`` more events of ``key`` in bucket ``idx`` (inside the window)."""
         entry = self._series.get(key)
         if entry is None:
             self._series[key] = [idx, array("I", [count])]
@@ -80,29 +95,6 @@ class Timeline:
         elif idx - base >= len(counts):
             counts.extend(_zeros(idx - base - len(counts) + 1))
         counts[idx - base] += count
-
-    def add_hours(self, counts: Iterable[tuple[str, int, int]]) -> None:
-        """:meth:`add_hour` for each ``(key, hour, count)``: the window first takes in every
-        hour given (the width it ends at depends only on which hours it holds, not on their
-        order), then every count goes into its bucket at that width.  The log statistics
-        give a block's (key, hour) counts at once; one call each cost 1.5 us per pair."""
-        counts = list(counts)
-        for hour in {hour for _, hour, _ in counts}:
-            self.cover_hour(hour)
-        width, series = self.hours, self._series
-        for key, hour, count in counts:
-            idx = hour // width
-            entry = series.get(key)
-            if entry is None:
-                series[key] = [idx, array("I", [count])]
-                continue
-            base, held = entry
-            if idx < base:
-                entry[1] = held = _zeros(base - idx) + held
-                entry[0] = base = idx
-            elif idx - base >= len(held):
-                held.extend(_zeros(idx - base - len(held) + 1))
-            held[idx - base] += count
 
     def cover(self, when: datetime) -> int:
         """Make the window include ``when`` (a log line that is no error: the chart then
