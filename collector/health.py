@@ -31,7 +31,6 @@ from itertools import compress, islice, repeat
 from operator import eq, is_, is_not, itemgetter, le, not_
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Callable, Iterable, Optional
 
 from collector.literals import LiteralFinder
@@ -793,6 +792,7 @@ def _clock_findings(url: str, http_get: Callable[[str], dict], now: datetime) ->
     """The server's Date header against ``now``, which must be the real clock here."""
     try:
         headers = {k.lower(): v for k, v in http_get(url).items()}
+        from email.utils import parsedate_to_datetime     # online checks only: not at every start
         server = parsedate_to_datetime(headers["date"])
     except Exception as exc:   # network, TLS or header trouble: say so, never guess
         return [Finding("clock-check-failed", "info", "The clock could not be checked",

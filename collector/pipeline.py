@@ -270,6 +270,8 @@ def collect(opts: CollectOptions, progress: Optional[Progress] = None) -> Collec
             log_stats = LogStats(now=datetime.now())
             artifacts, report = _gather(platform, facts, staging, redactor, log_stats, opts, progress,
                                         payload=payload)
+            if payload is not None:
+                payload.producer_done()       # the compressors take both cores for the backlog
             progress.done()
 
             red_report = redactor.report()

@@ -564,6 +564,12 @@ class StreamingWriter:
         for start in range(0, len(data), READ_CHUNK):
             self._feed(record, data[start:start + READ_CHUNK], method)
 
+    def producer_done(self) -> None:
+        """The producer has no more heavy work (the last large file is handed over): the
+        core it held goes to the compressors now, not at :meth:`close`; what it still does
+        (the summary, small documents) shares the cores for those few milliseconds."""
+        self._cores.producer_done()
+
     def close(self) -> None:
         """Finish the last folder, write the (encrypted) header and the start header."""
         if self._closed:
