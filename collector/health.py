@@ -154,9 +154,41 @@ def _placeholder(m: re.Match) -> str:
 def normalize(message: str) -> str:
     """The message with its variable parts (UUIDs, quoted values, IPs, durations,
     hex runs of 8 or more holding a digit, numbers) replaced by placeholders, so
-    repeats of one error group together.  One left-to-right pass: wider shapes win."""
+    repeats of one error group together.  One left-to-right pass: wider shapes win.
+
+    Word by word, each word's answer memoized, where the message has no quote: no
+    other placeholder's text holds whitespace, and every look-around of the pattern
+    sees a whitespace character as it sees the start or end of the text, so each word
+    comes out as it does inside the whole message (``test_health`` compares this with
+    :func:`normalize_whole` on generated messages).  The whole pass cost 26 us per new
+    message, the largest part of the log statistics on a troubled agent's log, whose
+    new messages differ mostly in a word or two (an address, a count)."""
     message = message[: 4 * MAX_KEY]          # enough for the key; long lines stay cheap
+    if '"' in message or "'" in message:
+        return normalize_whole(message)
+    memo = _WORD_MEMO
+    words = []
+    for word in message.split():
+        done = memo.get(word)
+        if done is None:
+            done = _VARIABLE.sub(_placeholder, word)
+            if len(word) <= _MEMO_WORD:
+                if len(memo) >= MAX_SHAPES:
+                    memo.clear()
+                memo[word] = done
+        words.append(done)
+    return " ".join(words)[:MAX_KEY]
+
+
+def normalize_whole(message: str) -> str:
+    """:func:`normalize` in one pass over the whole (cut) message: the reference, and the
+    way for messages with quotes (a quoted value may hold whitespace)."""
+    message = message[: 4 * MAX_KEY]
     return " ".join(_VARIABLE.sub(_placeholder, message).split())[:MAX_KEY]
+
+
+_WORD_MEMO: dict[str, str] = {}    # a word -> its normalized form (see normalize), MAX_SHAPES at most
+_MEMO_WORD = 64                    # longer words are not memoized: the memo stays under 2 MB
 
 
 def _hex_shape(shapes: bytes) -> bytes:

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings, strategies as st
 
 from collector import health
-from collector.health import Finding, LogStats, findings, is_error_line, jcagent_conf, normalize
+from collector.health import Finding, LogStats, findings, is_error_line, jcagent_conf, normalize, normalize_whole
 from platforms.base import AgentInfo, ProcessInfo
 from platforms.linux import Linux
 from platforms.macos import MacOS
@@ -833,3 +833,24 @@ def test_block_wide_statistics_take_the_fast_way_on_agent_logs():
         stats.close()
     assert taken == [log.count(b"\n")] and fast.error_lines == 2000
     assert _everything(fast) == _everything(slow)
+
+
+_FRAGMENTS = ["0", "7", "42", "255", "1.5", "10.0.0.1", "192.168.10.200:8443", "::1", "fe80::1", "2001:db8::a:b",
+              "a:b:c:d", "0x1f", "0X7", "deadbeef12", "abcdef", "12ab", "ms", "us", "µs", "s", "h", "5ms", "1.5s",
+              "1h2m3s", "msg=", "=", ":", ".", "-", "/", ",", "(", ")", "[", "]", "_", "x", "error", "Fatal",
+              "é", "٣", "ß", "K", "9f8e7d6c-5b4a-3f2e-1d0c-9b8a7f6e5d4c", "'", '"']
+_SPACES = [" ", "  ", "\t", "\x1c", "\xa0", "\u2028", "\n", ""]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_FRAGMENTS), st.sampled_from(_SPACES)), max_size=40),
+       st.sampled_from(["", " ", "\t"]))
+def test_word_by_word_normalize_equals_the_whole_pass(parts, lead):
+    """normalize (word by word, memoized) is normalize_whole (one pass) on any message:
+    addresses, durations, hex and numbers glued to punctuation or split by any kind of
+    whitespace, Unicode digits and letters, quotes (the whole pass), over the length cut."""
+    message = lead + "".join(fragment + space for fragment, space in parts)
+    assert normalize(message) == normalize_whole(message)
+    assert normalize(message) == normalize(message)             # again, from the memo
+    long = (message + " ") * 40
+    assert normalize(long) == normalize_whole(long)
