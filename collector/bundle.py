@@ -29,7 +29,7 @@ from .header import FORMAT, HEADER_LIMIT, PAYLOAD_NAME, HeaderError, parse_heade
 
 HEADER_NAME = "bundle.json"
 #: What the public header says of the payload's compression (see collector.sevenzip).
-COMPRESSION = "LZMA2 (fast, 256 KiB dictionary; already-compressed data stored)"
+COMPRESSION = "LZMA2 (fast, 128 KiB dictionary; already-compressed data stored)"
 _HASH_CHUNK = 1024 * 1024
 MAX_ARCHIVE_ENTRIES = 100_000            # entries of a payload that `open` extracts
 MAX_ARCHIVE_HEADER = 64 * 1024 * 1024    # decoded 7z header: 100,000 names and their sizes

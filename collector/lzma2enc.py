@@ -36,10 +36,13 @@ except ImportError:                    # pragma: no cover - depends on the insta
 __all__ = ["DICT_SIZE", "LZMA2_FILTER", "encoder_name", "block_encoder", "liblzma_block",
            "sdk_block", "LZMA2Error"]
 
-#: The dictionary both encoders use (``7z -mx1``'s): the coder property says it.
-DICT_SIZE = 1 << 18
+#: The dictionary both encoders use (the coder property says it): 128 KiB, half of
+#: ``7z -mx1``'s, because the match finder's tables grow with it and on generated agent
+#: logs the half cost 4.5% less compression time for 0.6% more bytes (a quarter: 5% less
+#: for 3.2% more).
+DICT_SIZE = 1 << 17
 
-#: liblzma's settings: fast mode, HC4 match finder, 256 KiB dictionary and a short
+#: liblzma's settings: fast mode, HC4 match finder, the same dictionary and a short
 #: nice length as ``7z -mx1`` runs, with a shallower search (measured on generated
 #: agent logs against ``7z -mx1``: size 1.03 at about 40 MB/s per core).
 LZMA2_FILTER: dict = {"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": DICT_SIZE,
