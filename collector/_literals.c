@@ -136,6 +136,10 @@ static PyObject *table(PyObject *self, PyObject *args) {
         t->bucket_start[w[best] | w[best + 1] << 8]++;
         total++;
     }
+    if (total > (Py_ssize_t)(UINT32_MAX / 2)) {   /* bucket offsets are 32-bit */
+        PyErr_SetString(PyExc_ValueError, "table: too many words");
+        goto fail;
+    }
     /* buckets: counts to starts */
     unsigned int run = 0;
     for (int v = 0; v < 65536; v++) {
