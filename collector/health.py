@@ -301,10 +301,11 @@ class LogStats:
         self.timeline = Timeline()          # per-key counts per hour (or wider) for the report
 
     def feed(self, data: bytes) -> None:
-        """Whole blocks of lines at a time: lines are counted with ``bytes.count``, the
-        error pre-filter runs once over the block, and timestamps are parsed only for
-        candidate error lines and the block's last lines — per-line Python work made
-        this the slowest step of a collect (78% of its time) before."""
+        """Whole blocks of lines at a time: lines are counted by the block's error table
+        (or ``bytes.count``), the error pre-filter runs once over the block, and
+        timestamps are parsed only for candidate error lines and the block's last lines —
+        per-line Python work made this the slowest step of a collect (78% of its time)
+        before."""
         if self._partial:
             nl = data.find(b"\n")
             if nl < 0:
