@@ -996,14 +996,17 @@ def write_stored(out: BinaryIO, files: list[StoredFile]) -> tuple[str, int]:
     Why not :class:`StreamingWriter`: that learns sizes and CRCs while writing, so its
     start header is written last, at offset 0, and a hash of the archive needs another
     read.  Here everything is known first (the bundle's outer archive: the header and the
-    payload), so the archive is written, and hashed by a second thread, front to back.
-    A file that does not hold ``size`` bytes raises SevenZipWriteError (the archive is
-    then not whole: the caller removes it)."""
+    payload), so the archive is written front to back, and a second thread hashes each
+    piece as it is written (the very bytes written: a file read twice could differ).  A
+    file that does not hold ``size`` bytes, or a name 7z cannot carry (a NUL, a lone
+    surrogate), is refused (the archive is then not whole: the caller removes it)."""
     records, offset = [], 0
     folder = _FolderRecord(COPY, None)
     for item in files:
         if (item.data is None) == (item.path is None) or (item.data is not None and len(item.data) != item.size):
-            raise ValueError(f"{item.name}: give its data or its path, and its size")
+            raise ValueError(f"{item.name!r}: give its data or its path, and its size")
+        if not item.name or "\x00" in item.name or not item.name.isprintable() and _unencodable(item.name):
+            raise ValueError(f"{item.name!r}: not a name a 7z archive can hold")
         record = _FileRecord(item.name, filetime(item.mtime_ns), attributes(item.mode), item.size, item.crc,
                              folder=0 if item.size else None)
         records.append(record)
@@ -1014,34 +1017,41 @@ def write_stored(out: BinaryIO, files: list[StoredFile]) -> tuple[str, int]:
     end = _archive_header(records, [folder] if folder.files else [])
     start = _start_header(START_HEADER_SIZE + offset, end)
     digest = hashlib.sha256()
+    pieces: queue.Queue = queue.Queue(maxsize=4)         # at most 4 chunks waiting for the hash
 
-    def hash_all() -> None:                # the same bytes, in the same order, read again
-        digest.update(start)
+    def hash_pieces() -> None:
+        while (piece := pieces.get()) is not None:
+            digest.update(piece)
+
+    def write(piece: bytes) -> None:
+        out.write(piece)
+        pieces.put(piece)
+
+    hasher = threading.Thread(target=hash_pieces, name="7z-hash", daemon=True)
+    hasher.start()
+    try:
+        write(start)
         for item in files:
             if item.data is not None:
-                digest.update(item.data)
-            elif item.size:
-                with open(item.path, "rb") as fh:
-                    left = item.size
-                    while left and (chunk := fh.read(min(READ_CHUNK, left))):
-                        digest.update(chunk)
-                        left -= len(chunk)
-        digest.update(end)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="7z-hash") as helper:
-        hashed = helper.submit(hash_all)
-        out.write(start)
-        for item in files:
-            if item.data is not None:
-                out.write(item.data)
+                write(item.data)
                 continue
             left = item.size
             with open(item.path, "rb") as fh:
                 while left and (chunk := fh.read(min(READ_CHUNK, left))):
-                    out.write(chunk)
+                    write(chunk)
                     left -= len(chunk)
             if left:
                 raise SevenZipWriteError(f"{item.path}: {left} bytes fewer than the {item.size} announced")
-        out.write(end)
-        hashed.result()
+        write(end)
+    finally:
+        pieces.put(None)
+        hasher.join()
     return digest.hexdigest(), START_HEADER_SIZE + offset + len(end)
+
+
+def _unencodable(name: str) -> bool:
+    try:
+        name.encode("utf-16-le")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -135,6 +135,19 @@ def test_a_stored_file_shorter_than_announced_is_refused(tmp_path):
         sevenzip.write_stored(fh, [sevenzip.StoredFile("short", 9, 0, 0, path=short)])
     with open(tmp_path / "x.7z", "wb") as fh, pytest.raises(ValueError):
         sevenzip.write_stored(fh, [sevenzip.StoredFile("neither", 1, 0, 0)])      # no data, no path
+    for bad in ("a\x00b", "\ud800", ""):                                       # names 7z cannot hold
+        with open(tmp_path / "y.7z", "wb") as fh, pytest.raises(ValueError):
+            sevenzip.write_stored(fh, [sevenzip.StoredFile(bad, 1, zlib.crc32(b"a"), 0, data=b"a")])
+
+
+def test_a_stored_archive_hash_is_of_the_bytes_written(tmp_path):
+    """The hash comes from the pieces written, not from reading the files again: a source
+    that gives other bytes each time (here /dev/urandom) still hashes to the archive."""
+    import hashlib
+    out = tmp_path / "r.7z"
+    with open(out, "wb") as fh:
+        digest, size = sevenzip.write_stored(fh, [sevenzip.StoredFile("r", 3 << 20, 0, 0, path=Path("/dev/urandom"))])
+    assert (digest, size) == (hashlib.sha256(out.read_bytes()).hexdigest(), out.stat().st_size)
 
 
 def test_methods_crcs_and_empty_files_as_7z_reports_them(mixed, tmp_path):
