@@ -279,29 +279,6 @@ static PyObject *hits_list(const Table *t, const Hits *hits) {
     return result;
 }
 
-/* find(table, block) -> [(index, start, end), ...]: every occurrence of every word, in
- * order of position (same position: the order of the table's buckets). */
-static PyObject *find(PyObject *self, PyObject *args) {
-    PyObject *capsule;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(args, "Oy*", &capsule, &view))
-        return NULL;
-    Table *t = PyCapsule_GetPointer(capsule, CAPSULE);
-    if (!t) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    Hits hits = {NULL, 0, 0};
-    int failed;
-    Py_BEGIN_ALLOW_THREADS
-    failed = find_all(t, view.buf, view.len, &hits);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    PyObject *result = failed ? PyErr_NoMemory() : hits_list(t, &hits);
-    PyMem_RawFree(hits.hits);
-    return result;
-}
-
 /* ASCII A-Z to a-z, every other byte itself (bytes.lower()), eight bytes at a time: a byte
  * is upper-case when it is ASCII, at least 'A' and not above 'Z', which two additions on its
  * low seven bits tell in its high bit; that bit, shifted to 0x20, lowers it. */
@@ -320,34 +297,50 @@ static void lower_into(const unsigned char *in, unsigned char *out, Py_ssize_t n
         out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (unsigned char)(in[i] | 0x20) : in[i];
 }
 
-/* find_lower(table, block) -> (block.lower(), find(table, block.lower())): redaction needs
- * both, and bytes.lower() alone took a third of the search's time. */
-static PyObject *find_lower(PyObject *self, PyObject *args) {
+/* The search behind find and find_lower: the hits of ``table`` in the block, which is
+ * first lower-cased into a new bytes object when ``low`` is given (*low: that object). */
+static PyObject *search(PyObject *args, PyObject **low) {
     PyObject *capsule;
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "Oy*", &capsule, &view))
         return NULL;
     Table *t = PyCapsule_GetPointer(capsule, CAPSULE);
-    PyObject *low = t ? PyBytes_FromStringAndSize(NULL, view.len) : NULL;
-    if (!low) {
+    if (t && low)
+        *low = PyBytes_FromStringAndSize(NULL, view.len);
+    if (!t || (low && !*low)) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(low);
+    const unsigned char *text = view.buf;
     Hits hits = {NULL, 0, 0};
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    lower_into(view.buf, out, view.len);
-    failed = find_all(t, out, view.len, &hits);
+    if (low) {
+        lower_into(view.buf, (unsigned char *)PyBytes_AS_STRING(*low), view.len);
+        text = (const unsigned char *)PyBytes_AS_STRING(*low);
+    }
+    failed = find_all(t, text, view.len, &hits);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     PyObject *found = failed ? PyErr_NoMemory() : hits_list(t, &hits);
     PyMem_RawFree(hits.hits);
-    if (!found) {
-        Py_DECREF(low);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", low, found);
+    if (!found && low)
+        Py_CLEAR(*low);
+    return found;
+}
+
+/* find(table, block) -> [(index, start, end), ...]: every occurrence of every word, in
+ * order of position (same position: the order of the table's buckets). */
+static PyObject *find(PyObject *self, PyObject *args) {
+    return search(args, NULL);
+}
+
+/* find_lower(table, block) -> (block.lower(), find(table, block.lower())): redaction needs
+ * both, and bytes.lower() alone took a third of the search's time. */
+static PyObject *find_lower(PyObject *self, PyObject *args) {
+    PyObject *low = NULL;
+    PyObject *found = search(args, &low);
+    return found ? Py_BuildValue("(NN)", low, found) : NULL;
 }
 
 static PyMethodDef methods[] = {
